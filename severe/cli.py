@@ -1,0 +1,56 @@
+"""The ``severe`` command: a thin dispatcher to one module per sub-command.
+
+Each sub-command lives in its own module exposing ``main(argv: list[str]) -> int``; it is imported
+only when used, so ``severe --help`` stays fast. User errors (:class:`SevereError`) print one line
+on stderr and exit with status 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from severe.errors import SevereError
+
+# name -> (module, one-line help). One table, no if-chain.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("severe.checkpoints.cli", "convert a published pretraining checkpoint into R(2+1)D-18 weights, or --detect its method"),
+    "data": ("severe.data.cli", "inspect datasets under the data root (summary) and measure loading speed (bench)"),
+    "synth": ("severe.synth.cli", "write small synthetic datasets in every official layout (for tests and the demo)"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="severe",
+        description="SEVERE benchmark: evaluate how well a pretrained video model generalises.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {n:<10} {h}" for n, (_, h) in COMMANDS.items())
+        + "\n\nRun 'severe COMMAND --help' for the options of one command.",
+    )
+    p.add_argument("command", metavar="COMMAND", choices=sorted(COMMANDS), help="one of: " + ", ".join(COMMANDS))
+    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _top_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    ns = parser.parse_args(argv[:1])
+    module = importlib.import_module(COMMANDS[ns.command][0])
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except SevereError as e:
+        print(f"severe {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"severe {ns.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

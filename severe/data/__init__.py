@@ -1,0 +1,1 @@
+"""Video data: dataset readers, manifests, subsets, decoding, clip sampling and transforms."""

@@ -1,0 +1,8 @@
+"""User-facing errors: the CLI prints them as one line, never as a traceback."""
+
+
+class SevereError(Exception):
+    """A user mistake or bad input (missing file, wrong method, malformed annotation...).
+
+    The message must name the file, key or value at fault and say what to do.
+    """
