@@ -1,0 +1,94 @@
+"""``severe convert``: published checkpoint -> exact R(2+1)D-18 weights, or ``--detect`` its method."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from severe.checkpoints.convert import convert_file, detect_file, save_converted
+from severe.checkpoints.methods import METHODS
+from severe.errors import SevereError
+
+EPILOG = "methods (file expected under checkpoints_pretraining/):\n" + "\n".join(
+    f"  {m.name:<17} {m.expected_file}" for m in METHODS.values()
+) + """
+
+examples:
+  severe convert --method tclr checkpoints_pretraining/tclr/rpd18kin400.pth tclr.pth --trust
+  severe convert --detect checkpoints_pretraining/gdt/gdt_K400.pth --trust
+  severe convert --all checkpoints_pretraining checkpoints_pretraining/converted --trust
+
+--trust: GDT and TCLR files hold pickled Python objects (argparse args, a GradScaler); they are read
+with weights-only unpickling unless you pass --trust for files you trust."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="severe convert",
+        description="Convert a pretraining checkpoint into R(2+1)D-18 backbone weights: selects the backbone "
+                    "by prefix, renames to torchvision keys, verifies every key and shape, and writes "
+                    "{'state_dict', 'meta'} (loadable with torch.load(weights_only=True)).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--method", choices=list(METHODS), metavar="METHOD", help="the method that produced INPUT (see below)")
+    mode.add_argument("--detect", action="store_true", help="print the detected method of INPUT (first line) and exit")
+    mode.add_argument("--all", action="store_true", help="convert every expected file present under INPUT (a checkpoints_pretraining folder) into OUTPUT/<method>.pth")
+    p.add_argument("input", metavar="INPUT", help="checkpoint file (or, with --all, the checkpoints folder)")
+    p.add_argument("output", metavar="OUTPUT", nargs="?", help="converted file to write (or, with --all, the output folder)")
+    p.add_argument("--trust", action="store_true", help="allow unpickling Python objects stored in the file (only for files you trust)")
+    return p
+
+
+def _describe(converted, output: Path) -> str:
+    meta = converted.meta
+    groups = [f"{k} ({n})" for k, n in sorted(converted.dropped.items())]
+    dropped = ", ".join(groups[:10]) + (f", ... {len(groups) - 10} more groups" if len(groups) > 10 else "") or "nothing"
+    norm = "none" if meta["normalize"] is None else f"mean {meta['normalize']['mean']} std {meta['normalize']['std']}"
+    return (f"wrote {output}: method {meta['method']}, arch {meta['arch']}, {len(converted.state_dict)} tensors, "
+            f"input {meta['channel_order']} / normalisation {norm}\n  left out of the source: {dropped}")
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.detect:
+        if args.output:
+            parser.error("--detect takes only INPUT")
+        method = detect_file(args.input, trust=args.trust)
+        if method is None:
+            raise SevereError(f"{args.input}: the layout matches no known method ({', '.join(METHODS)})")
+        print(method)
+        return 0
+    if not args.output:
+        parser.error("OUTPUT is required")
+    if args.all:
+        return _convert_all(Path(args.input), Path(args.output), args.trust)
+    converted = convert_file(args.input, args.method, trust=args.trust)
+    save_converted(converted, args.output)
+    print(_describe(converted, Path(args.output)))
+    return 0
+
+
+def _convert_all(root: Path, out_dir: Path, trust: bool) -> int:
+    if not root.is_dir():
+        raise SevereError(f"checkpoints folder not found: {root}")
+    failures = 0
+    present = [m for m in METHODS.values() if (root / m.expected_file).is_file()]
+    if not present:
+        raise SevereError(f"none of the expected files is under {root} (see checkpoints_pretraining/README.md)")
+    for spec in METHODS.values():
+        src = root / spec.expected_file
+        if not src.is_file():
+            print(f"{spec.name:<17} not present ({src})")
+            continue
+        try:
+            converted = convert_file(src, spec.name, trust=trust)
+            save_converted(converted, out_dir / f"{spec.name}.pth")
+            print(f"{spec.name:<17} ok -> {out_dir / f'{spec.name}.pth'}")
+        except SevereError as e:
+            failures += 1
+            print(f"{spec.name:<17} FAILED: {e}", file=sys.stderr)
+    return 1 if failures else 0

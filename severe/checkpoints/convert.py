@@ -1,0 +1,185 @@
+"""Convert a published checkpoint into the target backbone's exact state_dict, or refuse loudly.
+
+select by prefix -> rename by exact components -> drop the block's own ``fc.*`` -> verify every key
+and shape of the target architecture -> record metadata. Nothing is loaded non-strictly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from severe import __version__
+from severe.checkpoints.loading import read_checkpoint
+from severe.checkpoints.methods import DETECTION_ORDER, INCOMPATIBLE_RELEASES, METHODS, MethodSpec, tensors_of
+from severe.errors import SevereError
+from severe.io import atomic_torch_save, sha256_file
+from severe.models.backbones import backbone_key_shapes
+
+# conv2 mid channels of upstream CtP (recomputed from (out, out)) vs torchvision's (230/460/921).
+_UPSTREAM_CTP_MID = {"layer2.0.conv2.0.0.weight": 288, "layer3.0.conv2.0.0.weight": 576, "layer4.0.conv2.0.0.weight": 1152}
+_VIDEO_MOCO_NAME = re.compile(r"video_?moco", re.IGNORECASE)
+
+
+@dataclass
+class Converted:
+    """A backbone state_dict in torchvision order plus its metadata (plain python types)."""
+
+    state_dict: "OrderedDict[str, torch.Tensor]"
+    meta: dict
+    dropped: dict[str, int]  # source groups not taken -> number of entries
+
+
+def method_spec(method: str) -> MethodSpec:
+    key = method.strip().lower()
+    if key not in METHODS:
+        raise SevereError(f"unknown method '{method}'; known methods: {', '.join(METHODS)}")
+    return METHODS[key]
+
+
+def _check_incompatible(obj: Any, source: str) -> None:
+    names: list[str] = []
+    for container in (None, "state_dict", "model", "module"):
+        tensors = tensors_of(obj, container)
+        if tensors:
+            names.extend(tensors)
+    for pattern, why in INCOMPATIBLE_RELEASES:
+        hit = next((k for k in names if pattern.search(k)), None)
+        if hit is not None:
+            raise SevereError(f"{source}: key '{hit}': {why}")
+
+
+def detect_method(obj: Any, source: str = "checkpoint", file_name: str = "") -> str | None:
+    """The method whose layout ``obj`` has (checkpoints.md §2.5), or None.
+
+    MoCo and VideoMoCo share one layout: ``video_moco`` when the file name says so, else ``moco``.
+    """
+    _check_incompatible(obj, source)
+    for name in DETECTION_ORDER:
+        if METHODS[name].locate(obj) is not None:
+            if name == "moco" and (_VIDEO_MOCO_NAME.search(file_name) or Path(file_name).name.startswith("r2plus1D_checkpoint")):
+                return "video_moco"
+            return name
+    return None
+
+
+def _layout_hint(obj: Any) -> str:
+    if not isinstance(obj, Mapping):
+        return f"the file holds a {type(obj).__name__}, not a dict of tensors"
+    keys = list(obj)[:6]
+    return f"top-level entries: {', '.join(map(str, keys))}{' ...' if len(obj) > 6 else ''}"
+
+
+def _group(key: str, prefix: str) -> str:
+    """The block a left-out key belongs to: one component deeper than what it shares with ``prefix``."""
+    parts, wanted = key.split("."), prefix.split(".")
+    shared = 0
+    while shared < len(parts) - 1 and shared < len(wanted) and parts[shared] == wanted[shared]:
+        shared += 1
+    return ".".join(parts[: shared + 1])
+
+
+def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name: str = "") -> Converted:
+    """Convert an in-memory checkpoint object of ``method`` (see :func:`convert_file` for files)."""
+    spec = method_spec(method)
+    _check_incompatible(obj, source)
+    located = spec.locate(obj)
+    if located is None:
+        looks = detect_method(obj, source, file_name)
+        if looks is not None:
+            raise SevereError(f"{source} does not have the {spec.name} layout; it looks like a '{looks}' checkpoint "
+                              f"(pass --method {looks}, or --detect to check)")
+        raise SevereError(f"{source} does not have the {spec.name} layout (expected "
+                          f"'{spec.prefix}{spec.anchor}' under {spec.containers[0] or 'the top level'}) and matches "
+                          f"no known method; {_layout_hint(obj)}")
+    container, tensors, prefix = located
+
+    selected: dict[str, torch.Tensor] = {}
+    dropped: Counter[str] = Counter()
+    for key, value in tensors.items():
+        if not key.startswith(prefix):
+            dropped[_group(key, prefix)] += 1
+            continue
+        name = spec.rename(key[len(prefix):])
+        if name.startswith("fc."):
+            dropped[prefix + "fc"] += 1
+            continue
+        selected[name] = value
+    if isinstance(obj, Mapping) and container is not None:
+        for key in obj:
+            if key != container:
+                dropped[str(key)] += 1
+
+    for key, mid in _UPSTREAM_CTP_MID.items():
+        if key in selected and selected[key].shape[0] == mid:
+            raise SevereError(
+                f"{source}: '{key}' has {mid} mid channels: this file was made with the original CtP code, which "
+                f"recomputes conv2's mid channels from (out, out) (288/576/1152). Such weights cannot be loaded into "
+                f"torchvision's R(2+1)D-18 (230/460/921) without changing the network; SEVERE's CtP file uses the "
+                f"torchvision rule. Use ctp/snellius_r2p1d18_ctp_k400_epoch_90.pth")
+
+    expected = backbone_key_shapes(spec.arch)
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    missing = []
+    for key, shape in expected.items():
+        if key in selected:
+            out[key] = selected[key]
+        elif key.endswith("num_batches_tracked"):
+            out[key] = torch.tensor(0, dtype=torch.long)
+        else:
+            missing.append(key)
+    unexpected = [k for k in selected if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        looks = detect_method(obj, source, file_name)
+        raise SevereError(f"{source} as {spec.name} (prefix '{prefix}') does not give an exact {spec.arch}: "
+                          + "; ".join(parts) + f"; the file looks like '{looks or 'no known method'}'")
+    for key, shape in expected.items():
+        if tuple(out[key].shape) != shape:
+            raise SevereError(f"{source}: '{key}' has shape {tuple(out[key].shape)}, expected {shape} for {spec.arch}")
+    for key in out:
+        out[key] = out[key].detach().clone()
+
+    meta = {
+        "method": spec.name,
+        "arch": spec.arch,
+        "normalize": None if spec.normalize is None else {k: list(v) for k, v in spec.normalize.items()},
+        "channel_order": spec.channel_order,
+        "source_file": file_name,
+        "source_container": container,
+        "source_prefix": prefix,
+        "dropped": dict(sorted(dropped.items())),
+        "severe_version": __version__,
+        **spec.extra_meta,
+    }
+    return Converted(out, meta, dict(dropped))
+
+
+def convert_file(path: str | Path, method: str, trust: bool = False) -> Converted:
+    """Read ``path`` (weights-only unless ``trust``) and convert it as ``method``."""
+    path = Path(path)
+    method_spec(method)  # fail on an unknown method before reading a large file
+    obj = read_checkpoint(path, trust=trust)
+    converted = convert_object(obj, method, source=str(path), file_name=str(path))
+    converted.meta["source_file"] = path.name
+    converted.meta["source_sha256"] = sha256_file(path)
+    return converted
+
+
+def detect_file(path: str | Path, trust: bool = False) -> str | None:
+    path = Path(path)
+    return detect_method(read_checkpoint(path, trust=trust), source=str(path), file_name=str(path))
+
+
+def save_converted(converted: Converted, path: str | Path) -> Path:
+    """Write ``{"state_dict", "meta"}`` atomically; loadable with ``torch.load(weights_only=True)``."""
+    return atomic_torch_save({"state_dict": converted.state_dict, "meta": converted.meta}, path)

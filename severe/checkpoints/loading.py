@@ -1,0 +1,53 @@
+"""Reading checkpoint files safely: weights-only unpickling unless the user trusts the file."""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from severe.errors import SevereError
+
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
+
+
+def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
+    """``torch.load`` a file on CPU with ``weights_only=True``; with ``trust`` arbitrary objects too.
+
+    Raises SevereError (one line, naming the file) for a missing, empty, truncated or non-checkpoint
+    file, and for a file holding pickled Python objects when ``trust`` is False (naming the object's type).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SevereError(f"checkpoint file not found: {path}")
+    if path.stat().st_size == 0:
+        raise SevereError(f"checkpoint file is empty: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = _GLOBAL_RE.search(str(e))
+        if found is None:
+            raise SevereError(f"{path} is not a readable PyTorch checkpoint ({_first_line(e)})") from None
+        if not trust:
+            raise SevereError(
+                f"{path} contains a pickled Python object of type {found.group(1)}, which weights-only loading "
+                f"refuses; if you trust where this file comes from, pass --trust to unpickle it"
+            ) from None
+    except Exception as e:  # any failure of the weights-only parser on these bytes: not a checkpoint
+        raise SevereError(f"{path} is not a readable PyTorch checkpoint (truncated or another format: {_first_line(e)})") from None
+    # Only reached with trust=True after the weights-only attempt found pickled objects.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # the file passed the weights-only parser up to the object, so this is rare
+        raise SevereError(f"{path} could not be unpickled even with --trust ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]

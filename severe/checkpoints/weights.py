@@ -1,0 +1,55 @@
+"""Initial weights for a run: a converted file, a raw published checkpoint, or none (scratch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from severe.checkpoints.convert import Converted, convert_object, detect_method, method_spec
+from severe.checkpoints.loading import read_checkpoint
+from severe.errors import SevereError
+from severe.io import sha256_file
+from severe.models.backbones import ARCHITECTURES, VideoBackbone, build_backbone, load_backbone_state
+
+SCRATCH_META = {"method": "scratch", "arch": "r2plus1d_18", "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                "channel_order": "RGB"}
+
+
+def is_converted(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and isinstance(obj.get("meta"), Mapping) and isinstance(obj.get("state_dict"), Mapping) \
+        and "arch" in obj["meta"]
+
+
+def load_weights(path: str | Path, method: str | None = None, trust: bool = False) -> Converted:
+    """Read a converted file, or convert a raw published checkpoint on the fly.
+
+    ``method`` must agree with a converted file's ``meta.method`` when given; for a raw file it selects
+    the converter (auto-detected when None).
+    """
+    path = Path(path)
+    obj = read_checkpoint(path, trust=trust)
+    if is_converted(obj):
+        meta = dict(obj["meta"])
+        if meta.get("arch") not in ARCHITECTURES:
+            raise SevereError(f"{path}: meta.arch '{meta.get('arch')}' is not a known architecture")
+        if method is not None and method_spec(method).name != meta.get("method"):
+            raise SevereError(f"{path} was converted from a '{meta.get('method')}' checkpoint, not '{method}'")
+        return Converted(dict(obj["state_dict"]), meta, dict(meta.get("dropped", {})))
+    if method is None:
+        method = detect_method(obj, source=str(path), file_name=str(path))
+        if method is None:
+            raise SevereError(f"{path} is neither a converted severe file nor a checkpoint of a known method; "
+                              f"pass --init METHOD or convert it with 'severe convert'")
+    converted = convert_object(obj, method, source=str(path), file_name=str(path))
+    converted.meta["source_file"] = path.name
+    converted.meta["source_sha256"] = sha256_file(path)
+    return converted
+
+
+def build_initialised_backbone(weights: Converted | None) -> VideoBackbone:
+    """A backbone of ``weights.meta['arch']`` loaded strictly, or a scratch R(2+1)D-18 (seed first)."""
+    if weights is None:
+        return build_backbone(SCRATCH_META["arch"])
+    backbone = build_backbone(weights.meta["arch"])
+    load_backbone_state(backbone, weights.state_dict, source=f"weights of method '{weights.meta.get('method')}'")
+    return backbone
