@@ -1,0 +1,70 @@
+"""Two CPU processes under torchrun (gloo): DDP training and sharded evaluation equal a single process."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from severe.engine import load_checkpoint, load_model_weights, predict_dense, read_jsonl
+from severe.metrics import video_accuracy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_engine import NUM_CLASSES, TinyNet, ToyTest  # noqa: E402
+
+WORKER = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from test_engine import TinyNet, ToyTrain, ToyTest
+from severe.engine import (MultiStepLR, OptimizerSpec, Trainer, cleanup_distributed, init_distributed,
+                           predict_dense, seed_everything)
+
+ctx = init_distributed("cpu")
+assert ctx.world_size == 2 and ctx.backend == "gloo", ctx
+seed_everything(0)
+model = TinyNet()
+trainer = Trainer(model, ToyTrain(32), run_dir={run!r}, epochs=2, global_batch_size=8, optimizer=OptimizerSpec("adam"),
+                  schedule=MultiStepLR(1e-2, [1], 0.3), seed=7, dist=ctx, progress=False, console=False)
+assert trainer.batch_per_process == 4
+trainer.fit()
+out = predict_dense(model, ToyTest(n=13, k=3), batch_size=4, ctx=ctx, progress=False)
+np.savez({out!r} + f"/rank{{ctx.rank}}.npz", values=out.values, labels=out.labels, indices=out.indices)
+cleanup_distributed()
+"""
+
+
+def test_two_process_gloo_training_and_evaluation_equal_single_process(tmp_path):
+    run = tmp_path / "run"
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER.format(tests=str(Path(__file__).parent), run=str(run), out=str(tmp_path)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2", str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    # one run directory written by rank 0 only; epoch statistics reduced over both ranks
+    ckpt = load_checkpoint(run / "checkpoint_last.pt")
+    assert not any(k.startswith("module.") for k in ckpt["model"])
+    assert ckpt["setup"]["world_size"] == 2 and ckpt["setup"]["batch_per_process"] == 4
+    epochs = read_jsonl(run / "metrics.jsonl", "epoch")
+    assert [r["samples"] for r in epochs] == [32, 32] and [r["iterations"] for r in epochs] == [4, 4]
+    assert [r["event"] for r in read_jsonl(run / "metrics.jsonl")] == ["start", "epoch", "epoch"]
+
+    # evaluation: 13 videos over 2 ranks (shards 0-7 / 8-12, no padding) == single process, bit for bit
+    model = TinyNet()
+    load_model_weights(model, ckpt)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the torchrun workers
+    try:
+        single = predict_dense(model, ToyTest(n=13, k=3), batch_size=4, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for rank in (0, 1):
+        dist_out = np.load(tmp_path / f"rank{rank}.npz")
+        assert dist_out["indices"].tolist() == list(range(13))
+        assert np.array_equal(dist_out["values"], single.values)
+        assert np.array_equal(dist_out["labels"], single.labels)
+    assert video_accuracy(dist_out["values"], dist_out["labels"], NUM_CLASSES) == video_accuracy(single.values, single.labels, NUM_CLASSES)
