@@ -9,6 +9,7 @@ conversion must produce). Negative variants reproduce releases that must be refu
 from __future__ import annotations
 
 import argparse
+import math
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -30,10 +31,17 @@ def random_state(shapes: dict[str, tuple[int, ...]], seed: int, dtype: torch.dty
     for key, shape in shapes.items():
         if key.endswith("num_batches_tracked"):
             out[key] = torch.randint(0, 10_000, shape, generator=g, dtype=torch.long)
-        elif key.endswith("running_var"):
-            out[key] = (torch.rand(shape, generator=g) + 0.5).to(dtype)
-        else:
-            out[key] = torch.randn(shape, generator=g).to(dtype)
+            continue
+        noise = torch.randn(shape, generator=g)
+        if key.endswith("running_var"):
+            value = noise.abs() * 0.1 + 0.9
+        elif len(shape) >= 2:  # conv / linear weights at He scale, so a network built from them stays finite
+            value = noise * math.sqrt(2.0 / math.prod(shape[1:]))
+        elif key.endswith("weight"):  # normalisation scale
+            value = 1.0 + 0.1 * noise
+        else:  # biases, running means
+            value = 0.1 * noise
+        out[key] = value.to(dtype)
     return out
 
 

@@ -1,0 +1,72 @@
+"""N-example training subsets (protocol.md §6): k = ceil(N / C_present) entries per class.
+
+Drawn from the full official training list (never from the files present on disk), class by class
+in ascending label order, without replacement, with one explicitly seeded numpy Generator.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from severe.data.entries import VideoEntry
+from severe.errors import SevereError
+from severe.io import atomic_write_text
+
+SUBSET_HEADER = "# severe N-example subset"
+
+
+def select_subset(entries: list[VideoEntry], num_examples: int, seed: int) -> list[VideoEntry]:
+    """The N-example subset of ``entries`` (the official training list).
+
+    For each class c present, in ascending label order: all its entries if it has at most k, else k
+    of them drawn without replacement by ``numpy.random.default_rng(seed).choice`` (one generator for
+    all classes). Chosen entries keep their list order within a class; classes follow label order.
+    """
+    if num_examples <= 0:
+        raise SevereError(f"--num-examples must be a positive integer, got {num_examples}")
+    if any(e.label < 0 for e in entries):
+        raise SevereError("N-example subsets need single-label entries; this list has unlabelled entries")
+    by_class: dict[int, list[VideoEntry]] = {}
+    for e in entries:
+        by_class.setdefault(e.label, []).append(e)
+    if not by_class:
+        raise SevereError("cannot draw an N-example subset from an empty training list")
+    k = math.ceil(num_examples / len(by_class))
+    rng = np.random.default_rng(seed)
+    out: list[VideoEntry] = []
+    for label in sorted(by_class):
+        members = by_class[label]
+        if len(members) <= k:
+            out.extend(members)
+            continue
+        chosen = np.sort(rng.choice(len(members), size=k, replace=False))
+        out.extend(members[int(i)] for i in chosen)
+    return out
+
+
+def write_subset_list(entries: list[VideoEntry], path: Path, *, comment: str | None = None) -> Path:
+    """Write the chosen entries atomically as ``<key>\\t<label>`` lines under a short ``#`` header."""
+    lines = [SUBSET_HEADER, f"# entries: {len(entries)}"]
+    if comment:
+        lines += [f"# {c}" for c in comment.splitlines()]
+    lines.append("# key\tlabel")
+    lines += [f"{e.key}\t{e.label}" for e in entries]
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_subset_list(path: Path) -> list[tuple[str, int]]:
+    """(key, label) pairs of a list written by :func:`write_subset_list`."""
+    if not Path(path).is_file():
+        raise SevereError(f"missing subset list: {path}")
+    out = []
+    for no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line or line.startswith("#"):
+            continue
+        key, sep, label = line.rpartition("\t")
+        if not sep or not label.lstrip("-").isdigit():
+            raise SevereError(f"{path}:{no}: expected '<key>\\t<label>', got {line!r}")
+        out.append((key, int(label)))
+    return out
