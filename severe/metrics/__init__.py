@@ -1,5 +1,7 @@
 """Metrics of every task (protocol.md §12). One import line per task module."""
 
+from severe.metrics.ava import frame_map
+from severe.metrics.charades import charades_map
 from severe.metrics.recognition import knn_classify, knn_votes, label_ranks, video_accuracy
 
-__all__ = ["knn_classify", "knn_votes", "label_ranks", "video_accuracy"]
+__all__ = ["charades_map", "frame_map", "knn_classify", "knn_votes", "label_ranks", "video_accuracy"]
