@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Callable
 
 from severe.errors import SevereError
 
@@ -18,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("severe.checkpoints.cli", "convert a published pretraining checkpoint into R(2+1)D-18 weights, or --detect its method"),
     "data": ("severe.data.cli", "inspect datasets under the data root (summary) and measure loading speed (bench)"),
     "synth": ("severe.synth.cli", "write small synthetic datasets in every official layout (for tests and the demo)"),
+    "eval": ("severe.eval_cli", "evaluate detections offline with the reference semantics (ava)"),
+    "run": ("severe.run_cli", "run one experiment: recognition (finetune/linear/kNN), linear, test"),
 }
 
 
@@ -42,13 +45,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     ns = parser.parse_args(argv[:1])
     module = importlib.import_module(COMMANDS[ns.command][0])
+    return run_entry(lambda args, prog: module.main(args), argv[1:], f"severe {ns.command}")
+
+
+def run_entry(entry: Callable[..., int | None], argv: list[str], prog: str) -> int:
+    """Call ``entry(argv, prog=prog)``; a SevereError becomes one line on stderr and exit status 2."""
     try:
-        return int(module.main(argv[1:]) or 0)
+        return int(entry(argv, prog=prog) or 0)
     except SevereError as e:
-        print(f"severe {ns.command}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"severe {ns.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -33,7 +33,7 @@ class EpochLoader:
         collate_fn: Callable | None = None,
         pin_memory: bool = False,
     ) -> None:
-        self.seed, self.ctx = seed, ctx
+        self.seed, self.ctx, self.dataset = seed, ctx, dataset
         self.generator = loader_generator(seed, 0, ctx.rank)
         self.worker_seeder = WorkerSeeder(seed, ctx.rank)
         if ctx.is_distributed:
@@ -65,6 +65,8 @@ class EpochLoader:
     def for_epoch(self, epoch: int) -> DataLoader:
         loader_generator(self.seed, epoch, self.ctx.rank, self.generator)
         self.worker_seeder.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):  # datasets that draw their random clips from (seed, epoch, index)
+            self.dataset.set_epoch(epoch)
         if isinstance(self.sampler, DistributedSampler):
             self.sampler.set_epoch(epoch)
         return self.loader

@@ -1,0 +1,1 @@
+"""Action recognition experiments (domain, samples, granularity, linear/kNN probes, arrow of time)."""

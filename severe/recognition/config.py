@@ -1,0 +1,122 @@
+"""The recognition config schema (defaults = SEVERE's UCF101 finetuning row, protocol.md §2) and the
+per-initialisation protocol exceptions (protocol.md §3), applied from the checkpoint's method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fvcore.common.config import CfgNode
+
+from severe.errors import SevereError
+
+FACTORS = ("domain", "samples", "granularity", "linear", "task")
+MODES = ("finetune", "linear", "knn")
+
+
+def recognition_defaults() -> CfgNode:
+    c = CfgNode()
+    c.EXPERIMENT = CfgNode()
+    c.EXPERIMENT.ID = ""  # e.g. "ucf101_1000"; names the run and the table column
+    c.EXPERIMENT.FACTOR = "domain"  # domain | samples | granularity | linear | task
+    c.EXPERIMENT.TASK = "classification"  # classification | arrow_of_time
+    c.DATA = CfgNode()
+    c.DATA.DATASET = "ucf101"
+    c.DATA.NUM_EXAMPLES = 0  # N-example training subset (protocol.md §6); 0 = the full training list
+    c.DATA.NUM_FRAMES = 32  # T, frames per clip on the FPS timeline
+    c.DATA.FPS = 16.0
+    c.DATA.CROP = 112
+    c.DATA.TRAIN_CROP_SCALE = [0.08, 1.0]  # RandomResizedCrop area fraction (protocol.md §1.4)
+    c.DATA.TEST_RESIZE = 128  # short side before the test centre crop
+    c.DATA.TRAIN_CLIPS_PER_VIDEO = 10  # K: an epoch visits every training video K times (protocol.md §1.3)
+    c.DATA.TEST_CLIPS = 10  # dense test: uniformly spaced clips per video, softmax averaged
+    c.DATA.NUM_WORKERS = 4
+    c.DATA.ALLOW_MISSING = False  # allow training/test lists with missing media (counted and recorded)
+    c.DATA.ALLOW_TEST_FAILURES = False  # allow undecodable test videos (reported, excluded from metrics)
+    c.MODEL = CfgNode()
+    c.MODEL.HEAD_INIT = "default"  # default (PyTorch Linear init) | normal (N(0, 0.01), zero bias)
+    c.MODEL.DROPOUT = 0.0
+    c.TRAIN = CfgNode()
+    c.TRAIN.MODE = "finetune"  # finetune | linear | knn
+    c.TRAIN.BATCH_SIZE = 32  # global batch over all processes
+    c.TRAIN.EPOCHS = 16
+    c.TRAIN.OPTIMIZER = "adam"
+    c.TRAIN.LR = 1e-4
+    c.TRAIN.MILESTONES = [6, 10, 14]
+    c.TRAIN.GAMMA = 0.3
+    c.TRAIN.WEIGHT_DECAY = 0.0
+    c.TRAIN.ACCUM_STEPS = 1
+    c.TRAIN.AMP = "off"  # off | bf16 | fp16 (CUDA only)
+    c.TRAIN.CHANNELS_LAST = False  # channels_last_3d (CUDA only)
+    c.TRAIN.COMPILE = False  # torch.compile (CUDA only)
+    c.TRAIN.CHECKPOINT_EVERY = 0  # keep a copy every N epochs (the last epoch is always kept)
+    c.TRAIN.TENSORBOARD = False
+    c.TEST = CfgNode()
+    c.TEST.BATCH_SIZE = 2  # videos per evaluation batch (each holds TEST_CLIPS clips)
+    c.KNN = CfgNode()
+    c.KNN.K = 20
+    c.KNN.TEMPERATURE = 0.07
+    c.SEED = 100  # one seed for python, numpy, torch, loader workers and subsets
+    return c
+
+
+@dataclass(frozen=True)
+class InitRule:
+    """A protocol exception for one initialisation (protocol.md §3)."""
+
+    method: str
+    settings: dict[str, Any]
+    why: str
+    datasets: tuple[str, ...] = ()  # empty = every dataset
+    modes: tuple[str, ...] = ("finetune",)
+    num_examples: tuple[int, ...] = field(default=())  # empty = any
+
+    def applies(self, method: str, dataset: str, mode: str, num_examples: int) -> bool:
+        return (method == self.method and mode in self.modes and (not self.datasets or dataset in self.datasets)
+                and (not self.num_examples or num_examples in self.num_examples))
+
+
+_SCRATCH_LONG = {"TRAIN.EPOCHS": 20, "TRAIN.MILESTONES": [10, 15, 18], "TRAIN.WEIGHT_DECAY": 1e-4}
+INIT_RULES: list[InitRule] = [
+    InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (protocol.md §3)"),
+    InitRule("tclr", {"DATA.NUM_FRAMES": 32}, "TCLR's UCF101 linear probe uses 32-frame clips", ("ucf101",), ("linear",)),
+    InitRule("scratch", _SCRATCH_LONG, "scratch schedule (ucf101/hmdb51/gym99/gym288)", ("ucf101", "hmdb51", "gym99", "gym288")),
+    InitRule("scratch", {"TRAIN.EPOCHS": 25, "TRAIN.MILESTONES": [12, 19, 22], "TRAIN.WEIGHT_DECAY": 1e-4},
+             "scratch schedule (ssv2)", ("ssv2",)),
+    InitRule("scratch", {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [7, 12, 16], "TRAIN.WEIGHT_DECAY": 1e-5},
+             "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1")),
+    InitRule("tubelet_contrast", {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [8, 13, 16]},
+             "Tubelet-Contrast 1000-sample schedule", ("ucf101", "gym99"), num_examples=(1000,)),
+]
+
+
+def init_overrides(method: str, dataset: str, mode: str, num_examples: int) -> list[InitRule]:
+    return [r for r in INIT_RULES if r.applies(method, dataset, mode, num_examples)]
+
+
+def flatten_settings(rules: list[InitRule]) -> list[str]:
+    out: list[str] = []
+    for rule in rules:
+        for key, value in rule.settings.items():
+            out += [key, repr(value) if not isinstance(value, str) else value]
+    return out
+
+
+def validate(cfg: CfgNode) -> None:
+    """Value checks the type system cannot express; one clear line per mistake."""
+    checks = [
+        (cfg.EXPERIMENT.FACTOR in FACTORS, f"EXPERIMENT.FACTOR must be one of {FACTORS}, got '{cfg.EXPERIMENT.FACTOR}'"),
+        (cfg.EXPERIMENT.TASK in ("classification", "arrow_of_time"), f"EXPERIMENT.TASK must be classification or arrow_of_time, got '{cfg.EXPERIMENT.TASK}'"),
+        (cfg.TRAIN.MODE in MODES, f"TRAIN.MODE must be one of {MODES}, got '{cfg.TRAIN.MODE}'"),
+        (cfg.MODEL.HEAD_INIT in ("default", "normal"), f"MODEL.HEAD_INIT must be default or normal, got '{cfg.MODEL.HEAD_INIT}'"),
+        (cfg.TRAIN.AMP in ("off", "bf16", "fp16"), f"TRAIN.AMP must be off, bf16 or fp16, got '{cfg.TRAIN.AMP}'"),
+        (cfg.DATA.NUM_EXAMPLES >= 0, f"DATA.NUM_EXAMPLES must be >= 0, got {cfg.DATA.NUM_EXAMPLES}"),
+        (cfg.DATA.NUM_FRAMES > 0 and cfg.DATA.TEST_CLIPS > 0 and cfg.DATA.TRAIN_CLIPS_PER_VIDEO > 0,
+         "DATA.NUM_FRAMES, DATA.TEST_CLIPS and DATA.TRAIN_CLIPS_PER_VIDEO must be positive"),
+        (cfg.TRAIN.EPOCHS > 0 and cfg.TRAIN.BATCH_SIZE > 0, "TRAIN.EPOCHS and TRAIN.BATCH_SIZE must be positive"),
+        (list(cfg.TRAIN.MILESTONES) == sorted(cfg.TRAIN.MILESTONES), f"TRAIN.MILESTONES must be increasing, got {list(cfg.TRAIN.MILESTONES)}"),
+        (cfg.EXPERIMENT.ID != "", "EXPERIMENT.ID is empty: name the experiment in the config"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SevereError(message)

@@ -1,0 +1,32 @@
+"""``severe run TASK ...``: the same entry points as the subprojects' scripts, from anywhere."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from severe.errors import SevereError
+
+# task -> (module, function, what it runs)
+TASKS: dict[str, tuple[str, str, str]] = {
+    "recognition": ("severe.recognition.cli", "finetune_main", "finetune / linear / kNN recognition experiment (ssl_benchmark)"),
+    "linear": ("severe.recognition.cli", "linear_main", "linear probe on a frozen backbone (ssl_benchmark/linear_eval.py)"),
+    "test": ("severe.recognition.cli", "test_main", "re-test a trained recognition run directory (ssl_benchmark/test.py)"),
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: severe run TASK [ARGS ...]\n\ntasks:")
+        for name, (_, _, what) in TASKS.items():
+            print(f"  {name:<12} {what}")
+        print("\nRun 'severe run TASK --help' for the options of one task.")
+        return 0 if argv else 2
+    if argv[0] not in TASKS:
+        raise SevereError(f"unknown task '{argv[0]}'; known: {', '.join(TASKS)}")
+    module, function, _ = TASKS[argv[0]]
+    return getattr(importlib.import_module(module), function)(argv[1:], prog=f"severe run {argv[0]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

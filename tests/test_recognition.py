@@ -1,0 +1,232 @@
+"""Recognition experiments end to end on synthetic data: config resolution, runs, resume, test, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from severe.cli import main as severe_main
+from severe.config import load_config
+from severe.engine import load_checkpoint
+from severe.engine.trainer import Trainer
+from severe.errors import SevereError
+from severe.recognition.config import recognition_defaults, validate
+from severe.recognition.data import ArrowOfTime
+from severe.recognition.runner import CONFIG_DIR, plan_run, run, retest_run
+from severe.synth.checkpoints import write_synthetic_checkpoint
+from severe.synth.datasets import write_synthetic_root
+
+# tiny shapes: 8 frames of 32x32, 2 test clips, no workers
+TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "8", "DATA.CROP", "32",
+        "DATA.TEST_RESIZE", "32", "DATA.NUM_WORKERS", "0", "DATA.TRAIN_CLIPS_PER_VIDEO", "1", "DATA.TEST_CLIPS", "2",
+        "TEST.BATCH_SIZE", "3", "TRAIN.MILESTONES", "[1]"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("recog") / "data"
+    write_synthetic_root(root, "tiny", seed=0, datasets=["ucf101"])
+    return root
+
+
+@pytest.fixture(scope="module")
+def moco_weights(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("w") / "moco" / "checkpoint_0199.pth.tar"
+    write_synthetic_checkpoint("moco", path, seed=1)
+    return path
+
+
+def test_every_shipped_config_loads_and_validates():
+    files = sorted(CONFIG_DIR.rglob("*.yaml"))
+    assert len(files) >= 30
+    ids = set()
+    for f in files:
+        cfg = load_config(recognition_defaults(), f)
+        validate(cfg)
+        assert cfg.EXPERIMENT.ID not in ids, f
+        ids.add(cfg.EXPERIMENT.ID)
+    assert {"ssv2", "gym99", "ucf101_1000", "gym99_1000", "gym_fx_s1", "gym_ub_s1"} <= ids  # SEVERE columns
+
+
+def test_sample_configs_inherit_their_domain_row():
+    cfg = load_config(recognition_defaults(), CONFIG_DIR / "samples" / "gym99_1000.yaml")
+    assert (cfg.DATA.DATASET, cfg.DATA.NUM_EXAMPLES, cfg.EXPERIMENT.FACTOR) == ("gym99", 1000, "samples")
+    assert list(cfg.TRAIN.MILESTONES) == [6, 10, 14]
+
+
+def test_init_exceptions_applied_from_the_method(moco_weights, tmp_path):
+    avid = tmp_path / "avid.pth"
+    write_synthetic_checkpoint("avid_cma", avid, dtype=torch.float16)
+    plan = plan_run("domain/ucf101", "avid_cma", avid)
+    assert plan.cfg.TRAIN.LR == 1e-3 and [r.method for r in plan.rules] == ["avid_cma"]
+    assert plan_run("linear/ucf101", "avid_cma", avid).cfg.TRAIN.LR == 0.01  # LP keeps the default lr
+    scratch = plan_run("domain/ssv2", "scratch", None)
+    assert (scratch.cfg.TRAIN.EPOCHS, list(scratch.cfg.TRAIN.MILESTONES), scratch.cfg.TRAIN.WEIGHT_DECAY) == (25, [12, 19, 22], 1e-4)
+    assert plan_run("samples/ucf101_1000", "scratch", None).cfg.TRAIN.EPOCHS == 20
+    assert plan_run("granularity/gym_vault", "scratch", None).cfg.TRAIN.EPOCHS == 18  # default row
+    # the command line wins over the exception
+    assert plan_run("domain/ucf101", "avid_cma", avid, ["TRAIN.LR", "0.5"]).cfg.TRAIN.LR == 0.5
+    tclr = tmp_path / "tclr.pth"
+    write_synthetic_checkpoint("tclr", tclr, dtype=torch.float16)
+    assert plan_run("linear/ucf101", "tclr", tclr, trust=True).cfg.DATA.NUM_FRAMES == 32
+    assert plan_run("domain/ntu60", "tclr", tclr, trust=True).cfg.DATA.NUM_FRAMES == 16
+
+
+@pytest.mark.parametrize("args,words", [
+    (["domain/ucf101", "--init", "moco"], "needs --weights"),
+    (["domain/ucf101", "--init", "scratch", "DATA.NOPE", "1"], "Non-existent"),
+    (["domain/ucf101", "--init", "scratch", "TRAIN.EPOCHS", "many"], "Type mismatch"),
+    (["domain/nosuch", "--init", "scratch"], "config domain/nosuch not found"),
+    (["domain/ucf101", "--init", "simclr", "--weights", "x.pth"], "unknown method 'simclr'"),
+    (["domain/ucf101", "--init", "scratch", "TRAIN.MODE", "probe"], "TRAIN.MODE must be one of"),
+])
+def test_bad_runs_fail_with_one_line(args, words, capsys, monkeypatch):
+    monkeypatch.delenv("SEVERE_DATA", raising=False)
+    assert severe_main(["run", "recognition", *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_data_root_and_unknown_dataset(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SEVERE_DATA", raising=False)
+    assert severe_main(["run", "recognition", "domain/ucf101", "--init", "scratch"]) == 2
+    assert "no data root" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("EXPERIMENT: {ID: x}\nDATA: {DATASET: ucf202}\n")
+    assert severe_main(["run", "recognition", str(bad), "--init", "scratch", "--data-root", str(tmp_path)]) == 2
+    assert "unknown dataset 'ucf202'" in capsys.readouterr().err
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("EXPERIMENT: {ID: x}\nSEED: 1\nSEED: 2\n")
+    assert severe_main(["run", "recognition", str(dup), "--init", "scratch", "--data-root", str(tmp_path)]) == 2
+    assert "key 'SEED' is given twice" in capsys.readouterr().err
+
+
+def test_missing_media_is_an_error_unless_allowed(data_root, tmp_path, capsys):
+    root = tmp_path / "data"
+    import shutil
+    shutil.copytree(data_root, root)
+    victim = next((root / "ucf101" / "UCF-101").rglob("*.avi"))
+    victim.unlink()
+    args = ["run", "recognition", "domain/ucf101", "--init", "scratch", "--data-root", str(root), "--no-progress"]
+    assert severe_main([*args, "--out", str(tmp_path / "r1"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "1 of" in err and "media missing" in err and victim.name in err
+    assert severe_main([*args, "--out", str(tmp_path / "r2"), *TINY, "TRAIN.EPOCHS", "1", "DATA.ALLOW_MISSING", "True"]) == 0
+    res = json.loads((tmp_path / "r2" / "results.json").read_text())
+    assert res["data"]["train"]["missing"] + res["data"]["test"]["missing"] == 1
+    assert any("missing media" in d for d in res["deviations"])
+    missing_list = list((tmp_path / "r2").glob("*_missing.txt"))
+    assert len(missing_list) == 1 and victim.name in missing_list[0].read_text()
+
+
+def test_finetune_run_writes_the_record_and_test_reproduces_it(data_root, moco_weights, tmp_path):
+    out = tmp_path / "run"
+    plan = plan_run("domain/ucf101", "moco", moco_weights, TINY)
+    res = run(plan, data_root, out, progress=False)
+    for name in ("config.yaml", "init.json", "metrics.jsonl", "checkpoint_last.pt", "results.json", "train.log"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["init_method"] == "moco" and saved["mode"] == "finetune" and saved["factor"] == "domain"
+    assert saved["data"]["test_videos"] == 10 and saved["data"]["test_failures"] == 0
+    assert saved["primary"]["value"] == pytest.approx(100 * saved["metrics"]["video_top1"])
+    assert saved["provenance"]["packages"]["torch"].startswith("2.14.1")
+    assert saved["init"]["source_sha256"] and saved["data"]["train"]["sha256"]
+    assert saved["config"]["TRAIN"]["EPOCHS"] == 2 and saved["seed"] == 100
+    # a finished run is never overwritten
+    with pytest.raises(SevereError, match="finished run"):
+        run(plan, data_root, out, progress=False)
+    # testing the run directory alone gives the same numbers
+    again = retest_run(out, data_root, progress=False)
+    assert again["metrics"] == saved["metrics"]
+    assert (out / "retest.json").is_file()
+
+
+def test_linear_probe_keeps_the_backbone_bit_identical(data_root, moco_weights, tmp_path):
+    out = tmp_path / "lin"
+    plan = plan_run("linear/ucf101", "moco", moco_weights, TINY + ["TRAIN.BATCH_SIZE", "4"])
+    assert plan.cfg.TRAIN.MODE == "linear"
+    run(plan, data_root, out, progress=False)
+    trained = load_checkpoint(out / "checkpoint_last.pt")["model"]
+    for key, value in plan.weights.state_dict.items():
+        assert torch.equal(trained["backbone." + key], value.float() if value.is_floating_point() else value), key
+    assert trained["head.weight"].shape == (101, 512)  # head sized to the dataset, not 400
+
+
+def test_kill_and_resume_equals_uninterrupted(data_root, tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    run(plan_run("domain/ucf101", "scratch", None, TINY), data_root, full, progress=False)
+
+    original_fit = Trainer.fit
+
+    def killed_fit(self, resume=False, stop_after_epoch=None):
+        original_fit(self, resume=resume, stop_after_epoch=0)
+        raise KeyboardInterrupt  # the process dies after epoch 0 was checkpointed
+
+    part = tmp_path / "part"
+    monkeypatch.setattr(Trainer, "fit", killed_fit)
+    with pytest.raises(KeyboardInterrupt):
+        run(plan_run("domain/ucf101", "scratch", None, TINY), data_root, part, progress=False)
+    monkeypatch.setattr(Trainer, "fit", original_fit)
+    with pytest.raises(SevereError, match="--resume"):
+        run(plan_run("domain/ucf101", "scratch", None, TINY), data_root, part, progress=False)
+    with pytest.raises(SevereError, match="differs from the config"):
+        run(plan_run("domain/ucf101", "scratch", None, TINY + ["SEED", "5"]), data_root, part, resume=True, progress=False)
+    resumed = run(plan_run("domain/ucf101", "scratch", None, TINY), data_root, part, resume=True, progress=False)
+
+    a, b = load_checkpoint(full / "checkpoint_last.pt")["model"], load_checkpoint(part / "checkpoint_last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["metrics"] == json.loads((full / "results.json").read_text())["metrics"]
+
+
+def test_knn_probe_runs_without_training(data_root, tmp_path):
+    res = run(plan_run("linear/ucf101_knn", "scratch", None, TINY + ["KNN.K", "3"]), data_root, tmp_path / "knn", progress=False)
+    assert res["mode"] == "knn" and 0.0 <= res["metrics"]["video_top1"] <= 1.0
+    assert not (tmp_path / "knn" / "checkpoint_last.pt").exists()
+
+
+class _FakeClips:
+    """Stands in for ClipDataset: clip values encode the frame index along time."""
+
+    def __init__(self, mode: str):
+        self.mode, self.failures, self.epoch = mode, None, 0
+
+    def set_epoch(self, e):
+        self.epoch = e
+
+    def failed_keys(self):
+        return []
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        t = torch.arange(4, dtype=torch.float32).view(1, 4, 1, 1)
+        if self.mode == "test":
+            return t.expand(2, 3, 4, 2, 2).clone(), 7, i
+        return t.expand(3, 4, 2, 2).clone(), 7, i
+
+
+def test_arrow_of_time_labels_and_reversal():
+    test = ArrowOfTime(_FakeClips("test"), seed=0)
+    assert len(test) == 6
+    fwd, lab0, _ = test[2]
+    rev, lab1, _ = test[3]
+    assert (lab0, lab1) == (0, 1)
+    assert torch.equal(fwd[0, 0, :, 0, 0], torch.arange(4.0)) and torch.equal(rev[0, 0, :, 0, 0], torch.arange(3.0, -1, -1))
+    train = ArrowOfTime(_FakeClips("train"), seed=0)
+    labels = [train[i][1] for i in range(3)]
+    for i, lab in enumerate(labels):
+        clip = train[i][0]
+        assert torch.equal(clip[0, :, 0, 0], torch.arange(3.0, -1, -1) if lab else torch.arange(4.0))
+    # deterministic per (seed, epoch, item)
+    assert labels == [ArrowOfTime(_FakeClips("train"), seed=0)[i][1] for i in range(3)]
+    draws = []
+    for epoch in range(8):
+        train.set_epoch(epoch)
+        draws += [train[i][1] for i in range(3)]
+    assert 0 < np.mean(draws) < 1
+
