@@ -12,6 +12,8 @@ TASKS: dict[str, tuple[str, str, str]] = {
     "recognition": ("severe.recognition.cli", "finetune_main", "finetune / linear / kNN recognition experiment (ssl_benchmark)"),
     "linear": ("severe.recognition.cli", "linear_main", "linear probe on a frozen backbone (ssl_benchmark/linear_eval.py)"),
     "test": ("severe.recognition.cli", "test_main", "re-test a trained recognition run directory (ssl_benchmark/test.py)"),
+    "ava": ("severe.detection.cli", "main", "AVA v2.2 detection (SlowFast-ssl-vssl/tools/run_net.py)"),
+    "charades": ("severe.multilabel.cli", "main", "Charades multi-label classification (SlowFast-ssl-vssl/tools/run_net.py)"),
     "repetition": ("severe.repetition.cli", "train_main", "UCF101 repetition counting (Deep-Temporal-Repetition-Counting/train.py)"),
     "repetition-test": ("severe.repetition.cli", "test_main", "re-test a trained repetition-counting run directory"),
 }
