@@ -19,8 +19,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("severe.checkpoints.cli", "convert a published pretraining checkpoint into R(2+1)D-18 weights, or --detect its method"),
     "data": ("severe.data.cli", "inspect datasets under the data root (summary) and measure loading speed (bench)"),
     "synth": ("severe.synth.cli", "write small synthetic datasets in every official layout (for tests and the demo)"),
+    "demo": ("severe.demo", "run a miniature SEVERE suite on synthetic data in minutes and write the report (start here)"),
+    "benchmark": ("severe.benchmark.cli", "run a suite of experiments (severe, domains, samples, granularity, tasks, full) locally or on SLURM"),
+    "report": ("severe.report.cli", "collect results.json files into the SEVERE table (md/csv/latex), with references and plots"),
     "eval": ("severe.eval_cli", "evaluate detections offline with the reference semantics (ava)"),
-    "run": ("severe.run_cli", "run one experiment: recognition (finetune/linear/kNN), linear, test"),
+    "run": ("severe.run_cli", "run one experiment: recognition, linear, test, ava, charades, repetition"),
 }
 
 

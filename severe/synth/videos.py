@@ -503,12 +503,15 @@ def render_oscillation_clip(boundaries: Sequence[int], *, num_frames: int, heigh
 # Writers
 # ----------------------------------------------------------------------------------------------
 
-# extension -> (container format, codec candidates in order of preference, encoder options)
+# extension -> (container format, codec candidates in order of preference, encoder options). One encoder
+# thread and no wall-clock-driven mode (libvpx "realtime" adapts to the time taken), so the same frames give
+# the same bytes on a loaded machine too.
 _VIDEO_FORMATS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
-    ".avi": ("avi", ("mpeg4",), {"flags": "+qscale", "global_quality": str(3 * 118)}),  # -q:v 3
-    ".mp4": ("mp4", ("libx264", "mpeg4"), {"crf": "18", "preset": "veryfast"}),
-    ".webm": ("webm", ("libvpx-vp9", "libvpx"), {"crf": "20", "b": "0", "deadline": "realtime",
-                                                  "cpu-used": "8"}),
+    ".avi": ("avi", ("mpeg4",), {"flags": "+qscale", "global_quality": str(3 * 118), "threads": "1"}),  # -q:v 3
+    ".mp4": ("mp4", ("libx264", "mpeg4"), {"crf": "18", "preset": "veryfast", "threads": "1",
+                                                  "x264-params": "threads=1:lookahead-threads=1"}),
+    ".webm": ("webm", ("libvpx-vp9", "libvpx"), {"crf": "20", "b": "0", "deadline": "good", "cpu-used": "8",
+                                                  "threads": "1"}),
 }
 
 
@@ -578,6 +581,7 @@ def write_video(path: Path, frames: np.ndarray, fps: float, *, gop_size: int | N
             stream = container.add_stream(codec, rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
             stream.codec_context.gop_size = gop
+            stream.codec_context.thread_count = 1  # deterministic bytes (frame-threaded encoders vary with load)
             if codec == "mpeg4" and fmt == "avi":
                 stream.codec_context.codec_tag = "XVID"
             time_base = 1 / rate

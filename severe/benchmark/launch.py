@@ -1,0 +1,122 @@
+"""Run the expanded experiments: one after another in this process, or one SLURM job each (submitit)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from severe.benchmark.suites import RUNNERS, Experiment
+from severe.errors import SevereError
+from severe.results import RESULTS_FILE
+
+log = logging.getLogger("severe.benchmark")
+
+
+@dataclass
+class Job:
+    """One experiment of one initialisation: where it runs and the exact arguments of its entry point."""
+
+    experiment: Experiment
+    run_dir: Path
+    argv: list[str]
+    status: str  # "done" (results exist), "resume" (unfinished run found), "new"
+
+    @property
+    def entry(self) -> tuple[str, str]:
+        runner = RUNNERS[self.experiment.runner]
+        return runner.module, runner.function
+
+    def command(self) -> str:
+        module, function = self.entry
+        return f"{sys.executable} -m severe.benchmark.job {module}:{function} " + " ".join(shlex.quote(a) for a in self.argv)
+
+
+def plan_jobs(experiments: list[Experiment], method: str, weights: str | None, data_root: Path, out: Path,
+              trust: bool, overrides: dict[str, list[str]]) -> list[Job]:
+    """A job per experiment in ``out/<method>/<experiment>``; finished ones are marked done (skipped)."""
+    jobs = []
+    for e in experiments:
+        run_dir = out / method / e.id
+        if (run_dir / RESULTS_FILE).exists():
+            status = "done"
+        elif run_dir.exists() and any(run_dir.iterdir()):
+            status = "resume"
+        else:
+            status = "new"
+        argv = e.argv(method, weights, data_root, run_dir, resume=status == "resume", trust=trust,
+                      overrides=overrides.get(e.id, []))
+        jobs.append(Job(e, run_dir, argv, status))
+    return jobs
+
+
+def run_job(module: str, function: str, argv: list[str]) -> int:
+    """Call an experiment's entry point (also what a SLURM job runs)."""
+    from severe.cli import run_entry
+
+    return run_entry(getattr(importlib.import_module(module), function), argv, f"{module}.{function}")
+
+
+def run_local(jobs: list[Job], progress: bool = True) -> dict[str, str]:
+    """Run pending jobs one after another; a failing experiment is reported and the others still run."""
+    outcome: dict[str, str] = {}
+    pending = [j for j in jobs if j.status != "done"]
+    for j in jobs:
+        if j.status == "done":
+            outcome[j.experiment.id] = "skipped (results.json exists)"
+    bar = tqdm(pending, desc="experiments", unit="exp", disable=not progress)
+    for job in bar:
+        bar.set_postfix_str(job.experiment.id)
+        log.info("%s %s -> %s", "resuming" if job.status == "resume" else "running", job.experiment.id, job.run_dir)
+        code = run_job(*job.entry, job.argv)
+        outcome[job.experiment.id] = "ok" if code == 0 else f"failed (exit {code}; see {job.run_dir})"
+    return outcome
+
+
+@dataclass
+class SlurmSettings:
+    partition: str | None = None
+    gpus: int = 1
+    cpus: int = 10
+    hours: float = 24.0
+    mem: str | None = None
+    account: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def parameters(self, job_name: str) -> dict:
+        """submitit SlurmExecutor parameters of one job."""
+        params = {"job_name": job_name, "gpus_per_node": self.gpus, "ntasks_per_node": 1,
+                  "cpus_per_task": self.cpus, "time": int(round(self.hours * 60))}
+        for key, value in (("partition", self.partition), ("mem", self.mem), ("account", self.account)):
+            if value is not None:
+                params[key] = value
+        params.update(self.extra)
+        return params
+
+
+def slurm_specs(jobs: list[Job], settings: SlurmSettings) -> list[dict]:
+    """What would be submitted, without submitting: per pending job the callable, its arguments and the
+    SLURM parameters."""
+    return [{"experiment": j.experiment.id, "function": run_job, "args": (*j.entry, j.argv),
+             "parameters": settings.parameters(f"severe-{j.experiment.id}")}
+            for j in jobs if j.status != "done"]
+
+
+def submit_slurm(jobs: list[Job], settings: SlurmSettings, log_dir: Path) -> dict[str, str]:  # pragma: no cover - needs a cluster
+    """Submit one SLURM job per pending experiment through submitit; returns experiment -> job id."""
+    import submitit
+
+    try:
+        executor = submitit.SlurmExecutor(folder=log_dir / "%j")
+    except RuntimeError as e:
+        raise SevereError(f"--launcher slurm: {e}") from None
+    out = {}
+    for spec in slurm_specs(jobs, settings):
+        executor.update_parameters(**spec["parameters"])
+        out[spec["experiment"]] = executor.submit(spec["function"], *spec["args"]).job_id
+    return out

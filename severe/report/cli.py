@@ -1,0 +1,68 @@
+"""``severe report``: the SEVERE table (and a figure) from the results.json files of finished runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from severe.errors import SevereError
+from severe.io import atomic_write_text
+from severe.report.reference import REFERENCE_SETS
+from severe.report.table import VIEWS, build_report
+
+FORMATS = {"md": "to_markdown", "csv": "to_csv", "latex": "to_latex"}
+_SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "latex"}
+
+EPILOG = """columns: 'severe' = the 8 SEVERE-benchmark columns (SSv2, Gym99 | UCF101 1k, Gym99 1k | FX-S1, UB-S1 |
+UCF-RC error, Charades) with the SEVERE mean (UCF-RC entering as 100*(1-error)); 'all' = every experiment found,
+grouped by factor. Several seeds of one cell are averaged (mean ± std, n). Mean rank: per column among the rows
+shown, 1 = best, ties averaged.
+
+--reference adds the published SEVERE++ numbers (arXiv 2504.05706, Tables 3-10) as '<method> (published)' rows
+next to yours; ranks are then computed over all rows shown.
+
+examples:
+  severe report runs/
+  severe report runs/ --reference --plot severe.png
+  severe report runs/ other_runs/ --columns all --format latex --out table.tex"""
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Print the SEVERE table of every results.json under the given directories.")
+    p.add_argument("dirs", metavar="DIR", nargs="+", help="directories searched recursively for results.json")
+    p.add_argument("--format", choices=sorted(FORMATS), help="table format (default: from --out's suffix, else md)")
+    p.add_argument("--columns", choices=VIEWS, default="severe", help="severe (default) or all")
+    p.add_argument("--reference", action="store_true", help="add the published reference rows")
+    p.add_argument("--reference-set", choices=sorted(REFERENCE_SETS),
+                   help="which published rows to add (implies --reference): cnn (R(2+1)D-18, the default), "
+                        "vit (ViT-B video-only and video-text), all")
+    p.add_argument("--plot", metavar="FILE", help="also write a figure (.png, .pdf or .svg)")
+    p.add_argument("--out", metavar="FILE", help="write the table to FILE (atomically) instead of printing it")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "severe report") -> int:
+    args = _parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise SevereError(f"--plot {args.plot}: use a .png, .pdf or .svg file name")
+    fmt = args.format or (_SUFFIX_FORMATS.get(Path(args.out).suffix.lower(), "md") if args.out else "md")
+    reference = args.reference_set or ("cnn" if args.reference else False)
+    report = build_report(args.dirs, reference=reference, columns=args.columns)
+    text = getattr(report, FORMATS[fmt])()
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    if args.plot:
+        from severe.report.plots import plot_report
+
+        plot_report(report, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

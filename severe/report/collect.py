@@ -1,0 +1,172 @@
+"""Gather the ``results.json`` files under some directories into one cell per (initialisation, experiment).
+
+Several seeds of the same cell are averaged (mean, sample std, n). Two records of the same
+initialisation, experiment, mode and seed must agree (a copied run directory is counted once); if
+they disagree, that is an error naming both files. Records of one experiment id must agree on factor
+and direction, and known experiments must match the SEVERE table (:mod:`severe.report.columns`).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from severe.errors import SevereError
+from severe.report.columns import KNOWN
+from severe.results import RESULTS_FILE, read_results
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run's table-relevant fields."""
+
+    path: Path
+    init: str
+    experiment_id: str
+    mode: str
+    factor: str
+    seed: int
+    value: float
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell: the mean over seeds, their sample std (None for one seed), the seeds and their files."""
+
+    mean: float
+    std: float | None = None
+    n: int = 1
+    seeds: tuple[int, ...] = ()
+    paths: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """What the records say about one (experiment id, mode) column."""
+
+    experiment_id: str
+    mode: str
+    factor: str
+    higher_is_better: bool
+
+
+@dataclass
+class Collection:
+    runs: list[Run]
+    cells: dict[tuple[str, str, str], Cell]  # (init, experiment_id, mode) -> cell
+    experiments: dict[tuple[str, str], ExperimentInfo]  # (experiment_id, mode) -> info
+
+    @property
+    def inits(self) -> list[str]:
+        return sorted({k[0] for k in self.cells})
+
+
+def _field(data: dict, path: Path, key: str, kind: type | tuple[type, ...]):
+    node: object = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise SevereError(f"{path}: results record has no '{key}'; re-run the experiment with this version of severe")
+        node = node[part]
+    if not isinstance(node, kind) or (isinstance(node, bool) and kind is not bool):
+        name = "a number" if isinstance(kind, tuple) else {str: "a string", int: "an integer", bool: "true or false"}[kind]
+        raise SevereError(f"{path}: '{key}' must be {name}, got {node!r}")
+    return node
+
+
+def read_run(path: Path) -> Run:
+    """Read and validate one results file (see :func:`severe.results.read_results`)."""
+    data = read_results(path)
+    run = Run(
+        path=Path(path),
+        init=_field(data, path, "init_method", str),
+        experiment_id=_field(data, path, "experiment_id", str),
+        mode=_field(data, path, "mode", str),
+        factor=_field(data, path, "factor", str),
+        seed=_field(data, path, "seed", int),
+        value=float(_field(data, path, "primary.value", (int, float))),
+        higher_is_better=_field(data, path, "primary.higher_is_better", bool),
+    )
+    for key in ("init", "experiment_id", "mode", "factor"):
+        if not getattr(run, key).strip():
+            raise SevereError(f"{path}: '{key}' is empty")
+    if not math.isfinite(run.value):
+        raise SevereError(f"{path}: primary value {run.value} is not a finite number")
+    spec = KNOWN.get(run.experiment_id)
+    if spec is not None:
+        if spec.factor != run.factor:
+            raise SevereError(f"{path}: experiment '{run.experiment_id}' has factor '{run.factor}' but SEVERE groups it "
+                              f"under '{spec.factor}'; fix EXPERIMENT.FACTOR or give the experiment another id")
+        if spec.higher_is_better != run.higher_is_better:
+            raise SevereError(f"{path}: experiment '{run.experiment_id}' says higher_is_better={run.higher_is_better}, "
+                              f"but its SEVERE column is {'higher' if spec.higher_is_better else 'lower'}-is-better")
+        if spec.higher_is_better and spec.decimals == 1 and not 0.0 <= run.value <= 100.0:
+            raise SevereError(f"{path}: primary value {run.value} of '{run.experiment_id}' is not a percentage in [0, 100]")
+        if not spec.higher_is_better and run.value < 0:
+            raise SevereError(f"{path}: error {run.value} of '{run.experiment_id}' is negative")
+    return run
+
+
+def find_results(dirs: Iterable[str | Path]) -> list[Path]:
+    """Every ``results.json`` under the directories (recursive, each file once, sorted)."""
+    dirs = [Path(d) for d in dirs]
+    if not dirs:
+        raise SevereError("no results directory given")
+    found: dict[Path, Path] = {}
+    for d in dirs:
+        if not d.exists():
+            raise SevereError(f"{d}: no such directory")
+        if d.is_file():
+            candidates = [d] if d.name == RESULTS_FILE else []
+            if not candidates:
+                raise SevereError(f"{d}: not a directory (nor a {RESULTS_FILE})")
+        else:
+            candidates = d.rglob(RESULTS_FILE)
+        for p in candidates:
+            if p.is_file():
+                found.setdefault(p.resolve(), p)
+    if not found:
+        raise SevereError(f"no {RESULTS_FILE} found under {', '.join(str(d) for d in dirs)}; "
+                          f"point severe report at the run directories of finished experiments")
+    return sorted(found.values())
+
+
+def aggregate(runs: list[Run]) -> Collection:
+    """Group runs into cells; check consistency between records of the same experiment and seed."""
+    by_seed: dict[tuple[str, str, str, int], Run] = {}
+    experiments: dict[tuple[str, str], tuple[ExperimentInfo, Path]] = {}
+    for run in runs:
+        info = ExperimentInfo(run.experiment_id, run.mode, run.factor, run.higher_is_better)
+        for (exp, _), (other, other_path) in experiments.items():
+            if exp == run.experiment_id and (other.factor, other.higher_is_better) != (info.factor, info.higher_is_better):
+                raise SevereError(f"experiment '{exp}' is inconsistent: {other_path} says factor={other.factor}, "
+                                  f"higher_is_better={other.higher_is_better} but {run.path} says factor={info.factor}, "
+                                  f"higher_is_better={info.higher_is_better}")
+        experiments.setdefault((run.experiment_id, run.mode), (info, run.path))
+        key = (run.init, run.experiment_id, run.mode, run.seed)
+        if key in by_seed:
+            first = by_seed[key]
+            if not math.isclose(first.value, run.value, rel_tol=0.0, abs_tol=1e-9):
+                raise SevereError(f"conflicting results for init '{run.init}', experiment '{run.experiment_id}' "
+                                  f"({run.mode}), seed {run.seed}: {first.value} in {first.path} vs {run.value} in "
+                                  f"{run.path}; remove one of the two run directories")
+            continue  # the same run reached twice (a copy): count it once
+        by_seed[key] = run
+    grouped: dict[tuple[str, str, str], list[Run]] = {}
+    for (init, exp, mode, _), run in sorted(by_seed.items(), key=lambda kv: (kv[0][:3], kv[0][3])):
+        grouped.setdefault((init, exp, mode), []).append(run)
+    cells = {}
+    for key, group in grouped.items():
+        values = [r.value for r in group]
+        cells[key] = Cell(mean=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else None,
+                          n=len(values), seeds=tuple(r.seed for r in group), paths=tuple(r.path for r in group))
+    return Collection(runs=list(by_seed.values()), cells=cells,
+                      experiments={k: info for k, (info, _) in experiments.items()})
+
+
+def collect(dirs: Iterable[str | Path]) -> Collection:
+    """Read every results file under ``dirs`` and aggregate it (see the module doc)."""
+    return aggregate([read_run(p) for p in find_results(dirs)])

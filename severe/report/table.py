@@ -1,0 +1,204 @@
+"""The SEVERE table as data: columns grouped by factor, one row per initialisation (plus published rows),
+the SEVERE mean and the mean rank. Formatting lives in :mod:`severe.report.render`.
+
+Columns: the ``severe`` view is always the 8 SEVERE-benchmark columns (missing cells stay missing); the
+``all`` view is every experiment found in the results, grouped by factor (domain, samples, granularity,
+linear, task) in the paper's order. A run whose mode is not its experiment's usual one (e.g. the
+``ucf101`` config run as a linear probe) gets its own column, ``ucf101 (linear)``, never mixed in.
+
+Ranks: per shown column among the rows shown (1 = best, direction from ``higher_is_better``, ties share
+the average rank); a row's mean rank averages the columns it has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from severe.errors import SevereError
+from severe.report.collect import Cell, Collection, collect
+from severe.report.columns import KNOWN, ORDER, SEVERE_COLUMNS, factor_rank, severe_mean
+from severe.report.reference import REFERENCE_SETS, ReferenceMethod, load_reference
+
+VIEWS = ("severe", "all")
+#: row order of the suite's initialisations (others follow alphabetically)
+METHOD_ORDER = ("scratch", "supervised", "selavi", "moco", "video_moco", "pretext_contrast", "rspnet", "avid_cma",
+                "ctp", "tubelet_contrast", "tclr", "gdt")
+PUBLISHED_SUFFIX = " (published)"
+_TIE = 1e-9
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # experiment id, or "id (mode)" for an unusual mode
+    experiment_id: str
+    mode: str
+    label: str
+    factor: str
+    higher_is_better: bool
+    decimals: int
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    init: str
+    published: bool
+    cells: dict[str, Cell]  # column key -> cell (every cell the row has, shown or not)
+    mean: float | None = None  # SEVERE mean
+    ranks: dict[str, float] = field(default_factory=dict)  # shown column key -> rank
+    mean_rank: float | None = None
+
+
+@dataclass
+class Report:
+    columns: list[Column]
+    rows: list[Row]
+    view: str
+    reference_set: str | None = None
+    reference_source: str | None = None
+    hidden: list[str] = field(default_factory=list)  # found column keys the view does not show
+
+    def cell(self, row_label: str, column_key: str) -> Cell | None:
+        return self.row(row_label).cells.get(column_key)
+
+    def row(self, label: str) -> Row:
+        for r in self.rows:
+            if r.label == label:
+                return r
+        raise KeyError(label)
+
+    def to_markdown(self) -> str:
+        from severe.report.render import to_markdown
+        return to_markdown(self)
+
+    def to_csv(self) -> str:
+        from severe.report.render import to_csv
+        return to_csv(self)
+
+    def to_latex(self) -> str:
+        from severe.report.render import to_latex
+        return to_latex(self)
+
+
+# ------------------------------------------------------------------------------------------- columns
+
+def _column(experiment_id: str, mode: str, factor: str, higher_is_better: bool, own_column: bool) -> Column:
+    """``own_column``: the mode is not the experiment's usual one, so it is shown apart."""
+    spec = KNOWN.get(experiment_id)
+    label = spec.label if spec else experiment_id
+    decimals = spec.decimals if spec else (1 if higher_is_better else 3)
+    key = f"{experiment_id} ({mode})" if own_column else experiment_id
+    return Column(key, experiment_id, mode, f"{label} ({mode})" if own_column else label, factor, higher_is_better, decimals)
+
+
+def _found_columns(collection: Collection) -> dict[tuple[str, str], Column]:
+    modes: dict[str, set[str]] = {}
+    for exp, mode in collection.experiments:
+        modes.setdefault(exp, set()).add(mode)
+    out = {}
+    for (exp, mode), info in collection.experiments.items():
+        spec = KNOWN.get(exp)
+        own = mode != spec.mode if spec else len(modes[exp]) > 1
+        out[(exp, mode)] = _column(exp, mode, info.factor, info.higher_is_better, own)
+    return out
+
+
+def _severe_columns() -> list[Column]:
+    return [_column(c, KNOWN[c].mode, KNOWN[c].factor, KNOWN[c].higher_is_better, False) for c in SEVERE_COLUMNS]
+
+
+def _sort_key(c: Column) -> tuple:
+    return factor_rank(c.factor), c.factor, ORDER.get(c.experiment_id, math.inf), c.experiment_id, c.mode
+
+
+# ------------------------------------------------------------------------------------------- rows
+
+def _user_rows(collection: Collection, found: dict[tuple[str, str], Column]) -> list[Row]:
+    rows: dict[str, Row] = {}
+    for (init, exp, mode), cell in collection.cells.items():
+        row = rows.setdefault(init, Row(init, init, init, False, {}))
+        row.cells[found[(exp, mode)].key] = cell
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted(rows.values(), key=lambda r: (order.get(r.init, len(order)), r.init))
+
+
+def _published_row(m: ReferenceMethod) -> Row:
+    label = m.id + PUBLISHED_SUFFIX
+    return Row(label, label, m.id, True, {k: Cell(mean=v) for k, v in m.results.items()})
+
+
+def _interleave(user: list[Row], published: list[Row]) -> list[Row]:
+    """Each published row right after the user's row of the same method; the others after all user rows."""
+    by_init = {r.init: r for r in published}
+    out = []
+    for r in user:
+        out.append(r)
+        if r.init in by_init:
+            out.append(by_init.pop(r.init))
+    return out + [r for r in published if r.init in by_init]
+
+
+# ------------------------------------------------------------------------------------------- ranks
+
+def average_ranks(values: list[float], higher_is_better: bool) -> list[float]:
+    """Rank 1 = best; equal values (within 1e-9) share the average of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: -values[i] if higher_is_better else values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and abs(values[order[end + 1]] - values[order[start]]) <= _TIE:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def _rank(rows: list[Row], columns: list[Column]) -> None:
+    for col in columns:
+        having = [r for r in rows if col.key in r.cells]
+        for r, rank in zip(having, average_ranks([r.cells[col.key].mean for r in having], col.higher_is_better)):
+            r.ranks[col.key] = rank
+    for r in rows:
+        r.mean_rank = sum(r.ranks.values()) / len(r.ranks) if r.ranks else None
+
+
+# ------------------------------------------------------------------------------------------- build
+
+def make_report(collection: Collection | None, columns: str = "severe", reference: bool | str | None = False) -> Report:
+    """Assemble the table from collected results (None: published rows only) and, optionally, published rows."""
+    if columns not in VIEWS:
+        raise SevereError(f"unknown column view '{columns}'; use one of {', '.join(VIEWS)}")
+    reference_set = ("cnn" if reference is True else reference) or None
+    if reference_set is not None and reference_set not in REFERENCE_SETS:
+        raise SevereError(f"unknown reference set '{reference_set}'; use one of {', '.join(REFERENCE_SETS)}")
+    found = _found_columns(collection) if collection is not None else {}
+    user = _user_rows(collection, found) if collection is not None else []
+    ref = load_reference() if reference_set else None
+    published = [_published_row(m) for m in ref.select(reference_set)] if ref else []
+    rows = _interleave(user, published)
+    if not rows:
+        raise SevereError("nothing to report: no results and no published rows")
+    cols = _severe_columns() if columns == "severe" else sorted(found.values(), key=_sort_key)
+    for r in rows:
+        r.mean = severe_mean({c: r.cells[c].mean for c in SEVERE_COLUMNS if c in r.cells})
+    _rank(rows, cols)
+    shown = {c.key for c in cols}
+    hidden = [c.key for c in sorted(found.values(), key=_sort_key) if c.key not in shown]
+    return Report(cols, rows, columns, reference_set, ref.source if ref else None, hidden)
+
+
+def build_report(dirs: Iterable[str | Path], reference: bool | str | None = False, columns: str = "severe") -> Report:
+    """The SEVERE table of every ``results.json`` under ``dirs``.
+
+    ``reference``: False, True (= the published CNN rows), or a set name ``cnn`` / ``vit`` / ``all``;
+    ``columns``: ``severe`` (the 8 benchmark columns) or ``all`` (every experiment found).
+    """
+    if columns not in VIEWS:
+        raise SevereError(f"unknown column view '{columns}'; use one of {', '.join(VIEWS)}")
+    return make_report(collect(dirs), columns=columns, reference=reference)
