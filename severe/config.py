@@ -93,6 +93,17 @@ def load_config(defaults: CfgNode, path: str | Path | None = None, overrides: Se
     return cfg
 
 
+def find_config(name: str | Path, config_dir: Path) -> Path:
+    """A config path, or a name under ``config_dir`` (``domain/ucf101`` or ``domain/ucf101.yaml``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (config_dir / path, config_dir / path.with_suffix(".yaml")):
+        if candidate.is_file():
+            return candidate
+    raise SevereError(f"config {name} not found (neither a file nor a name under {config_dir})")
+
+
 def to_plain(cfg: CfgNode) -> dict:
     """A plain nested dict (for results records and YAML dumps)."""
     return {k: to_plain(v) if isinstance(v, CfgNode) else (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}

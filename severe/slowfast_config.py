@@ -358,6 +358,37 @@ def check_test_config(run_dir: Path, cfg: CfgNode) -> dict:
     return meta
 
 
+@dataclass
+class TaskStart:
+    """Where an AVA/Charades run works and with which weights: ``init`` is None for a test-only run."""
+
+    run_dir: Path
+    meta: dict
+    method: str
+    init: "InitPlan | None"
+    resume: bool
+
+
+def start_task_run(cfg: CfgNode, is_main: bool, trust: bool, resume: bool) -> TaskStart:
+    """TRAIN.ENABLE: resolve the initial weights and prepare the run directory (config and init.json
+    written once; resume only when a checkpoint exists). Otherwise: the trained run to test."""
+    from severe.engine.trainer import LAST_CHECKPOINT
+    from severe.io import atomic_write_json
+    from severe.results import prepare_run_dir
+
+    if cfg.TRAIN.ENABLE:
+        init = resolve_init(cfg.MODEL.INIT_METHOD, cfg.MODEL.CKPT, trust)
+        run_dir = output_dir(cfg, init.method)
+        if is_main:
+            prepare_run_dir(run_dir, resume=resume)
+            write_or_check_config(run_dir, cfg)
+            atomic_write_json(run_dir / INIT_FILE, init.meta)
+        return TaskStart(run_dir, init.meta, init.method, init, resume and (run_dir / LAST_CHECKPOINT).exists())
+    run_dir = trained_run_dir(cfg)
+    meta = check_test_config(run_dir, cfg)
+    return TaskStart(run_dir, meta, meta["method"], None, False)
+
+
 def trained_run_dir(cfg: CfgNode) -> Path:
     """The run directory a test-only run (TRAIN.ENABLE False) tests."""
     if not cfg.OUTPUT_DIR and not cfg.MODEL.INIT_METHOD.strip():

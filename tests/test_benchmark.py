@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from severe.benchmark.launch import SlurmSettings, plan_jobs, run_job, slurm_specs
-from severe.benchmark.suites import EXPERIMENTS, SUITES, expand, route_overrides
+from severe.benchmark.suites import EXPERIMENTS, expand, route_overrides
 from severe.cli import main as severe_main
 from severe.errors import SevereError
 from severe.synth.datasets import write_synthetic_root

@@ -130,6 +130,7 @@ def test_finetune_run_writes_the_record_and_test_reproduces_it(data_root, moco_w
     for name in ("config.yaml", "init.json", "metrics.jsonl", "checkpoint_last.pt", "results.json", "train.log"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "results.json").read_text())
+    assert res["metrics"] == saved["metrics"]
     assert saved["init_method"] == "moco" and saved["mode"] == "finetune" and saved["factor"] == "domain"
     assert saved["data"]["test_videos"] == 10 and saved["data"]["test_failures"] == 0
     assert saved["primary"]["value"] == pytest.approx(100 * saved["metrics"]["video_top1"])

@@ -23,25 +23,20 @@ from severe.data.registry import get_dataset
 from severe.data.transforms import Normalization
 from severe.detection.frames import FrameVideos
 from severe.engine import DistContext, StepOutput, derive_seed, init_distributed, per_process_batch, predict_dense, seed_everything
-from severe.engine.trainer import LAST_CHECKPOINT, Trainer
+from severe.engine.trainer import Trainer
 from severe.errors import SevereError
 from severe.io import atomic_write_json
 from severe.models import VideoClassifier
 from severe.multilabel.data import CharadesDataset
 from severe.multilabel.model import build_multilabel_model, update_bn_stats
-from severe.results import RESULTS_FILE, make_results, prepare_run_dir, write_results
+from severe.results import RESULTS_FILE, make_results, write_results
 from severe.slowfast_config import (
-    INIT_FILE,
+    start_task_run,
     RETEST_FILE,
     InitPlan,
-    check_test_config,
     load_trained_weights,
-    output_dir,
-    resolve_init,
     solver_from_config,
     task_data_dir,
-    trained_run_dir,
-    write_or_check_config,
 )
 
 log = logging.getLogger("severe.multilabel")
@@ -170,20 +165,11 @@ def run(cfg: CfgNode, trust: bool = False, resume: bool = False, progress: bool 
     charades_dir = task_data_dir(cfg, "charades")
     ctx = init_distributed()
     extra: dict = {}
-    if cfg.TRAIN.ENABLE:
-        init = resolve_init(cfg.MODEL.INIT_METHOD, cfg.MODEL.CKPT, trust)
-        run_dir = output_dir(cfg, init.method)
-        if ctx.is_main:
-            prepare_run_dir(run_dir, resume=resume)
-            write_or_check_config(run_dir, cfg)
-            atomic_write_json(run_dir / INIT_FILE, init.meta)
-        resume = resume and (run_dir / LAST_CHECKPOINT).exists()
-        model, extra["train"] = train(cfg, init, charades_dir, run_dir, ctx, resume, progress)
-        meta, method = init.meta, init.method
+    start = start_task_run(cfg, ctx.is_main, trust, resume)
+    run_dir, meta, method = start.run_dir, start.meta, start.method
+    if start.init is not None:
+        model, extra["train"] = train(cfg, start.init, charades_dir, run_dir, ctx, start.resume, progress)
     else:
-        run_dir = trained_run_dir(cfg)
-        meta = check_test_config(run_dir, cfg)
-        method = meta["method"]
         model = _model(cfg, meta["arch"])
         load_trained_weights(model, run_dir, cfg.SOLVER.MAX_EPOCH)
     if not cfg.TEST.ENABLE:

@@ -21,7 +21,7 @@ from fvcore.common.config import CfgNode
 
 from severe.checkpoints.convert import Converted, method_spec
 from severe.checkpoints.weights import SCRATCH_META, build_initialised_backbone, load_weights
-from severe.config import load_config, to_plain
+from severe.config import load_config, to_plain, find_config as _find_config
 from severe.data.registry import get_dataset
 from severe.data.transforms import Normalization
 from severe.engine import (
@@ -51,13 +51,7 @@ CONFIG_FILE, INIT_FILE = "config.yaml", "init.json"
 
 def find_config(name: str | Path) -> Path:
     """A config path, or a name under ssl_benchmark/configs (``domain/ucf101`` or ``domain/ucf101.yaml``)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    for candidate in (CONFIG_DIR / path, CONFIG_DIR / path.with_suffix(".yaml")):
-        if candidate.is_file():
-            return candidate
-    raise SevereError(f"config {name} not found (neither a file nor a name under {CONFIG_DIR})")
+    return _find_config(name, CONFIG_DIR)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from severe.checkpoints.convert import Converted, method_spec
 from severe.checkpoints.weights import SCRATCH_META, build_initialised_backbone, load_weights
-from severe.config import load_config, to_plain
+from severe.config import load_config, to_plain, find_config as _find_config
 from severe.data.registry import dataset_dir
 from severe.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from severe.engine import DistContext, gather_by_index, init_distributed, load_checkpoint, seed_everything, shard_range
@@ -55,13 +55,7 @@ TASK, FACTOR = "repetition_counting", "task"
 
 def find_config(name: str | Path) -> Path:
     """A config path, or a name under Deep-Temporal-Repetition-Counting/configs (``ucfrep`` or ``ucfrep.yaml``)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    for candidate in (CONFIG_DIR / path, CONFIG_DIR / path.with_suffix(".yaml")):
-        if candidate.is_file():
-            return candidate
-    raise SevereError(f"config {name} not found (neither a file nor a name under {CONFIG_DIR})")
+    return _find_config(name, CONFIG_DIR)
 
 
 @dataclass
