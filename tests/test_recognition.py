@@ -231,3 +231,27 @@ def test_arrow_of_time_labels_and_reversal():
         draws += [train[i][1] for i in range(3)]
     assert 0 < np.mean(draws) < 1
 
+
+
+def test_ek100_segments_run_with_their_own_recipe(tmp_path):
+    root = tmp_path / "data"
+    write_synthetic_root(root, "tiny", seed=0, datasets=["ek100"])
+    plan = plan_run("domain/ek100", "scratch", None, TINY + ["TRAIN.EPOCHS", "1"])
+    assert (plan.cfg.TRAIN.OPTIMIZER, plan.cfg.TRAIN.NESTEROV, plan.cfg.DATA.FPS, plan.cfg.DATA.COLOR_JITTER) == ("sgd", True, 30.0, False)
+    res = run(plan, root, tmp_path / "ek", progress=False)
+    assert res["dataset"] == "ek100" and res["data"]["test_videos"] == res["data"]["test"]["used"] > 0
+    assert any(d.startswith("EK-100: verb head only") for d in res["deviations"])
+    start = json.loads([l for l in (tmp_path / "ek" / "metrics.jsonl").read_text().splitlines() if '"start"' in l][0])
+    assert start["optimizer"]["kind"] == "sgd" and start["optimizer"]["nesterov"] is True
+
+
+def test_task_normalisation_constants_and_tclr_override():
+    from severe.recognition.runner import input_normalization
+
+    cfg = load_config(recognition_defaults(), CONFIG_DIR / "domain" / "ek100.yaml")
+    imagenet = {"normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}, "channel_order": "RGB"}
+    assert input_normalization(cfg, imagenet).mean == (0.45, 0.45, 0.45)
+    tclr = input_normalization(cfg, {"normalize": None, "channel_order": "BGR"})
+    assert tclr.mean is None and tclr.channel_order == "BGR"
+    ucf = load_config(recognition_defaults(), CONFIG_DIR / "domain" / "ucf101.yaml")
+    assert input_normalization(ucf, imagenet).mean == (0.485, 0.456, 0.406)

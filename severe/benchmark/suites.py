@@ -99,7 +99,7 @@ def _rec(factor: str, name: str) -> tuple[str, str, Path]:
 
 _TABLE: dict[str, tuple[str, str, Path]] = {
     # domain shift (finetuning) and linear probes
-    **{ds: _rec("domain", f"domain/{ds}") for ds in ("ucf101", "ntu60", "gym99", "ssv2", "hmdb51", "diving48")},
+    **{ds: _rec("domain", f"domain/{ds}") for ds in ("ucf101", "ntu60", "gym99", "ssv2", "ek100", "hmdb51", "diving48")},
     **{f"{ds}_linear": _rec("linear", f"linear/{ds}") for ds in ("k400", "ucf101", "ntu60", "gym99", "ssv2")},
     # sample sizes
     **{f"{ds}_{n}": _rec("samples", f"samples/{ds}_{n}") for ds in ("ucf101", "gym99", "ntu60", "ssv2")
@@ -118,7 +118,7 @@ EXPERIMENTS: dict[str, Experiment] = {k: Experiment(k, f, r, c) for k, (f, r, c)
 SUITES: dict[str, tuple[str, ...]] = {
     # the SEVERE benchmark: 8 columns, two per factor
     "severe": ("ssv2", "gym99", "ucf101_1000", "gym99_1000", "gym_fx_s1", "gym_ub_s1", "ucfrep", "charades"),
-    "domains": ("ucf101", "ntu60", "gym99", "ssv2", "hmdb51", "diving48", "k400_linear", "ucf101_linear",
+    "domains": ("ucf101", "ntu60", "gym99", "ssv2", "ek100", "hmdb51", "diving48", "k400_linear", "ucf101_linear",
                 "ntu60_linear", "gym99_linear", "ssv2_linear"),
     "samples": tuple(f"{ds}_{n}" for ds in ("ucf101", "gym99", "ntu60", "ssv2") for n in (1000, 2000, 4000, 8000)),
     "granularity": ("gym99_granularity", "gym288", "gym_vault", "gym_floor", "gym_fx_s1", "gym_ub_s1"),

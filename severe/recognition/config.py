@@ -27,6 +27,9 @@ def recognition_defaults() -> CfgNode:
     c.DATA.FPS = 16.0
     c.DATA.CROP = 112
     c.DATA.TRAIN_CROP_SCALE = [0.08, 1.0]  # RandomResizedCrop area fraction (protocol.md §1.4)
+    c.DATA.COLOR_JITTER = True  # brightness/contrast/saturation 0.4, hue 0.2, always applied (protocol.md §1.4)
+    c.DATA.MEAN = []  # task normalisation constants; empty = the checkpoint's convention (ImageNet). TCLR's wins.
+    c.DATA.STD = []
     c.DATA.TEST_RESIZE = 128  # short side before the test centre crop
     c.DATA.TRAIN_CLIPS_PER_VIDEO = 10  # K: an epoch visits every training video K times (protocol.md §1.3)
     c.DATA.TEST_CLIPS = 10  # dense test: uniformly spaced clips per video, softmax averaged
@@ -40,7 +43,9 @@ def recognition_defaults() -> CfgNode:
     c.TRAIN.MODE = "finetune"  # finetune | linear | knn
     c.TRAIN.BATCH_SIZE = 32  # global batch over all processes
     c.TRAIN.EPOCHS = 16
-    c.TRAIN.OPTIMIZER = "adam"
+    c.TRAIN.OPTIMIZER = "adam"  # adam (coupled L2) | sgd
+    c.TRAIN.MOMENTUM = 0.9  # sgd only
+    c.TRAIN.NESTEROV = False  # sgd only
     c.TRAIN.LR = 1e-4
     c.TRAIN.MILESTONES = [6, 10, 14]
     c.TRAIN.GAMMA = 0.3
@@ -108,6 +113,9 @@ def validate(cfg: CfgNode) -> None:
         (cfg.EXPERIMENT.FACTOR in FACTORS, f"EXPERIMENT.FACTOR must be one of {FACTORS}, got '{cfg.EXPERIMENT.FACTOR}'"),
         (cfg.EXPERIMENT.TASK in ("classification", "arrow_of_time"), f"EXPERIMENT.TASK must be classification or arrow_of_time, got '{cfg.EXPERIMENT.TASK}'"),
         (cfg.TRAIN.MODE in MODES, f"TRAIN.MODE must be one of {MODES}, got '{cfg.TRAIN.MODE}'"),
+        (cfg.TRAIN.OPTIMIZER in ("adam", "sgd"), f"TRAIN.OPTIMIZER must be adam or sgd, got '{cfg.TRAIN.OPTIMIZER}'"),
+        (len(cfg.DATA.MEAN) == len(cfg.DATA.STD) and len(cfg.DATA.MEAN) in (0, 3),
+         f"DATA.MEAN and DATA.STD must both be empty or both have 3 values, got {list(cfg.DATA.MEAN)} / {list(cfg.DATA.STD)}"),
         (cfg.MODEL.HEAD_INIT in ("default", "normal"), f"MODEL.HEAD_INIT must be default or normal, got '{cfg.MODEL.HEAD_INIT}'"),
         (cfg.TRAIN.AMP in ("off", "bf16", "fp16"), f"TRAIN.AMP must be off, bf16 or fp16, got '{cfg.TRAIN.AMP}'"),
         (cfg.DATA.NUM_EXAMPLES >= 0, f"DATA.NUM_EXAMPLES must be >= 0, got {cfg.DATA.NUM_EXAMPLES}"),

@@ -86,6 +86,11 @@ def plan_run(config: str | Path, init: str, weights: str | Path | None, override
     return Plan(cfg, method, loaded, rules)
 
 
+def input_normalization(cfg: CfgNode, meta: dict) -> Normalization:
+    """The checkpoint's convention, or the task constants DATA.MEAN/STD (TCLR's null normalisation wins)."""
+    return Normalization.from_meta(meta, list(cfg.DATA.MEAN) or None, list(cfg.DATA.STD) or None)
+
+
 def default_run_dir(cfg: CfgNode, method: str) -> Path:
     return Path("runs") / cfg.EXPERIMENT.ID / method / f"seed{cfg.SEED}"
 
@@ -120,7 +125,7 @@ def run(plan: Plan, data_root: Path, run_dir: Path, resume: bool = False, progre
     resume = resume and (run_dir / LAST_CHECKPOINT).exists()  # killed before the first epoch ended: start afresh
     seed_everything(cfg.SEED)
     meta = _init_meta(plan)
-    norm = Normalization.from_meta(meta)
+    norm = input_normalization(cfg, meta)
     data_root = Path(data_root)
     train = prepare_split(cfg.DATA.DATASET, data_root, "train", num_examples=cfg.DATA.NUM_EXAMPLES, seed=cfg.SEED,
                           allow_missing=cfg.DATA.ALLOW_MISSING, run_dir=run_dir if ctx.is_main else None)
@@ -134,7 +139,8 @@ def run(plan: Plan, data_root: Path, run_dir: Path, resume: bool = False, progre
         train_ds = _train_dataset(cfg, data_root, train, norm)
         trainer = Trainer(
             model, train_ds, run_dir=run_dir, epochs=cfg.TRAIN.EPOCHS, global_batch_size=cfg.TRAIN.BATCH_SIZE,
-            optimizer=OptimizerSpec(cfg.TRAIN.OPTIMIZER, weight_decay=cfg.TRAIN.WEIGHT_DECAY),
+            optimizer=OptimizerSpec(cfg.TRAIN.OPTIMIZER, weight_decay=cfg.TRAIN.WEIGHT_DECAY,
+                                    momentum=cfg.TRAIN.MOMENTUM, nesterov=cfg.TRAIN.NESTEROV),
             schedule=MultiStepLR(cfg.TRAIN.LR, list(cfg.TRAIN.MILESTONES), cfg.TRAIN.GAMMA), seed=cfg.SEED,
             mode=cfg.TRAIN.MODE, head_names=("head",), num_workers=cfg.DATA.NUM_WORKERS,
             accum_steps=cfg.TRAIN.ACCUM_STEPS, dist=ctx, amp=cfg.TRAIN.AMP, channels_last=cfg.TRAIN.CHANNELS_LAST,
@@ -174,7 +180,7 @@ def _train_dataset(cfg: CfgNode, data_root: Path, train: SplitData, norm: Normal
         log.info("arrow of time: %d training videos shorter than one clip excluded", dropped)
     ds = clip_dataset(cfg.DATA.DATASET, data_root, entries, mode="train", num_frames=cfg.DATA.NUM_FRAMES, fps=cfg.DATA.FPS,
                       clips=cfg.DATA.TRAIN_CLIPS_PER_VIDEO, crop=cfg.DATA.CROP, test_resize=cfg.DATA.TEST_RESIZE,
-                      norm=norm, seed=cfg.SEED, crop_scale=tuple(cfg.DATA.TRAIN_CROP_SCALE))
+                      norm=norm, seed=cfg.SEED, crop_scale=tuple(cfg.DATA.TRAIN_CROP_SCALE), color_jitter=cfg.DATA.COLOR_JITTER)
     return ArrowOfTime(ds, cfg.SEED) if cfg.EXPERIMENT.TASK == "arrow_of_time" else ds
 
 
@@ -230,6 +236,9 @@ def _deviations(cfg: CfgNode, train: SplitData, test: SplitData, counts: dict) -
         out.append(f"{len(train.missing)} train and {len(test.missing)} test entries excluded for missing media")
     if counts.get("test_failures"):
         out.append(f"{counts['test_failures']} undecodable test videos excluded (DATA.ALLOW_TEST_FAILURES)")
+    if cfg.DATA.DATASET == "ek100":
+        out.append("EK-100: verb head only (no auxiliary noun head), BatchNorm trains (no BN freeze / precise BN), "
+                   "RandomResizedCrop instead of the short-side jitter 256-320 of the original EK-100 code")
     if cfg.TRAIN.AMP != "off":
         out.append(f"mixed precision {cfg.TRAIN.AMP} (the original trained in fp32)")
     return out
@@ -266,7 +275,7 @@ def retest_run(run_dir: Path, data_root: Path, progress: bool = True) -> dict:
     model = build_model(meta["arch"], None, _num_outputs(cfg), cfg.MODEL.HEAD_INIT, cfg.MODEL.DROPOUT)
     model.load_state_dict(ckpt["model"], strict=True)
     ctx = init_distributed()
-    norm = Normalization.from_meta(meta)
+    norm = input_normalization(cfg, meta)
     test = prepare_split(cfg.DATA.DATASET, Path(data_root), "test", num_examples=0, seed=cfg.SEED,
                          allow_missing=cfg.DATA.ALLOW_MISSING, run_dir=None)
     metrics, counts = evaluate(model, cfg, Path(data_root), test.entries, norm, ctx, progress)
