@@ -248,23 +248,14 @@ class InitPlan:
 
 def resolve_init(init_method: str, ckpt: str, trust: bool = False) -> InitPlan:
     """``MODEL.INIT_METHOD`` / ``MODEL.CKPT`` -> weights (strictly checked) and their ``meta``."""
-    from severe.checkpoints.convert import method_spec
-    from severe.checkpoints.weights import SCRATCH_META, load_weights
+    from severe.checkpoints.weights import SCRATCH_META, check_initialisation, load_weights
 
-    method = init_method.strip().lower()
-    if not method:
+    if not init_method.strip():
         raise SevereError("MODEL.INIT_METHOD is empty: set it to scratch or a method id (e.g. MODEL.INIT_METHOD gdt "
                           "MODEL.CKPT path/to/gdt_K400.pth)")
+    method = check_initialisation(init_method, ckpt, "MODEL.INIT_METHOD", "MODEL.CKPT")
     if method == "scratch":
-        if ckpt:
-            raise SevereError(f"MODEL.INIT_METHOD scratch takes no MODEL.CKPT (got {ckpt!r}); clear MODEL.CKPT")
         return InitPlan("scratch", None, dict(SCRATCH_META))
-    method = method_spec(method).name
-    if not ckpt:
-        raise SevereError(f"MODEL.INIT_METHOD {method} needs MODEL.CKPT: a converted file (severe convert) or the "
-                          f"published checkpoint")
-    if not Path(ckpt).is_file():
-        raise SevereError(f"MODEL.CKPT {ckpt} does not exist (weights of MODEL.INIT_METHOD {method})")
     weights = load_weights(ckpt, method=method, trust=trust)
     return InitPlan(method, weights, dict(weights.meta))
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from severe.benchmark.launch import SlurmSettings, plan_jobs, run_local, submit_slurm
 from severe.benchmark.suites import SUITES, expand, route_overrides
-from severe.checkpoints.convert import method_spec
+from severe.checkpoints.weights import check_initialisation
 from severe.data.registry import resolve_data_root
-from severe.errors import SevereError
 
 EPILOG = "suites:\n" + "\n".join(f"  {name:<12} {', '.join(ids)}" for name, ids in SUITES.items()) + """
 
@@ -50,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    method = "scratch" if args.init.strip().lower() == "scratch" else method_spec(args.init).name
-    if method == "scratch" and args.weights:
-        raise SevereError("--init scratch takes no --weights")
-    if method != "scratch" and not args.weights:
-        raise SevereError(f"--init {method} needs --weights PATH")
-    if args.weights and not Path(args.weights).is_file():
-        raise SevereError(f"weights file not found: {args.weights}")
+    method = check_initialisation(args.init, args.weights)
     data_root = resolve_data_root(args.data_root)
     experiments = expand(args.suite, args.only)
     overrides = route_overrides(experiments, args.overrides)

@@ -15,6 +15,25 @@ SCRATCH_META = {"method": "scratch", "arch": "r2plus1d_18", "normalize": {"mean"
                 "channel_order": "RGB"}
 
 
+def check_initialisation(init: str, weights: str | Path | None, init_name: str = "--init",
+                         weights_name: str = "--weights") -> str:
+    """The canonical method id of ``init``; ``scratch`` takes no weights, every other method needs an
+    existing weights file. ``init_name``/``weights_name`` name the option or config key in the messages."""
+    method = init.strip().lower()
+    if method == "scratch":
+        if weights:
+            raise SevereError(f"{init_name} scratch takes no {weights_name} (got {weights}); it starts from "
+                              f"torchvision's random initialisation")
+        return method
+    method = method_spec(method).name
+    if not weights:
+        raise SevereError(f"{init_name} {method} needs {weights_name}: a converted file (severe convert) or the "
+                          f"published checkpoint")
+    if not Path(weights).is_file():
+        raise SevereError(f"{weights_name} {weights} does not exist: weights file not found for {init_name} {method}")
+    return method
+
+
 def is_converted(obj: Any) -> bool:
     return isinstance(obj, Mapping) and isinstance(obj.get("meta"), Mapping) and isinstance(obj.get("state_dict"), Mapping) \
         and "arch" in obj["meta"]

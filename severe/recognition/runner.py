@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 from fvcore.common.config import CfgNode
 
-from severe.checkpoints.convert import Converted, method_spec
-from severe.checkpoints.weights import SCRATCH_META, build_initialised_backbone, load_weights
+from severe.checkpoints.convert import Converted
+from severe.checkpoints.weights import check_initialisation, SCRATCH_META, build_initialised_backbone, load_weights
 from severe.config import load_config, to_plain, find_config as _find_config
 from severe.data.registry import get_dataset
 from severe.data.transforms import Normalization
@@ -68,16 +68,8 @@ def plan_run(config: str | Path, init: str, weights: str | Path | None, override
              trust: bool = False, force: list[str] = ()) -> Plan:
     """Resolve the config (defaults <- file <- ``force`` <- the init's exceptions <- overrides) and the weights."""
     path = find_config(config)
-    method = init.strip().lower()
-    if method == "scratch":
-        if weights is not None:
-            raise SevereError("--init scratch takes no --weights (it starts from torchvision's random initialisation)")
-        loaded = None
-    else:
-        method = method_spec(method).name
-        if weights is None:
-            raise SevereError(f"--init {method} needs --weights PATH (a converted file or the published checkpoint)")
-        loaded = load_weights(weights, method=method, trust=trust)
+    method = check_initialisation(init, weights)
+    loaded = None if method == "scratch" else load_weights(weights, method=method, trust=trust)
     base = load_config(recognition_defaults(), path, list(force))
     rules = init_overrides(method, base.DATA.DATASET, base.TRAIN.MODE, base.DATA.NUM_EXAMPLES)
     cfg = load_config(recognition_defaults(), path, [*force, *flatten_settings(rules), *overrides])

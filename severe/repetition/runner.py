@@ -26,8 +26,8 @@ from fvcore.common.config import CfgNode
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from severe.checkpoints.convert import Converted, method_spec
-from severe.checkpoints.weights import SCRATCH_META, build_initialised_backbone, load_weights
+from severe.checkpoints.convert import Converted
+from severe.checkpoints.weights import check_initialisation, SCRATCH_META, build_initialised_backbone, load_weights
 from severe.config import load_config, to_plain, find_config as _find_config
 from severe.data.registry import dataset_dir
 from severe.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
@@ -69,16 +69,8 @@ def plan_run(config: str | Path, init: str, weights: str | Path | None, override
              trust: bool = False) -> Plan:
     """Resolve the config (defaults <- file <- overrides) and the initial weights."""
     path = find_config(config)
-    method = init.strip().lower()
-    if method == "scratch":
-        if weights is not None:
-            raise SevereError("--init scratch takes no --weights (it starts from torchvision's random initialisation)")
-        loaded = None
-    else:
-        method = method_spec(method).name
-        if weights is None:
-            raise SevereError(f"--init {method} needs --weights PATH (a converted file or the published checkpoint)")
-        loaded = load_weights(weights, method=method, trust=trust)
+    method = check_initialisation(init, weights)
+    loaded = None if method == "scratch" else load_weights(weights, method=method, trust=trust)
     cfg = load_config(repetition_defaults(), path, list(overrides))
     validate(cfg)
     return Plan(cfg, method, loaded)
