@@ -505,11 +505,14 @@ def render_oscillation_clip(boundaries: Sequence[int], *, num_frames: int, heigh
 
 # extension -> (container format, codec candidates in order of preference, encoder options). One encoder
 # thread and no wall-clock-driven mode (libvpx "realtime" adapts to the time taken), so the same frames give
-# the same bytes on a loaded machine too.
+# the same bytes on a loaded machine too. x264's macroblock-tree rate control (mbtree) is off: with it, the
+# x264 in PyAV's wheels gave 2-4 different byte streams for the same frames over 20 encodes in one process
+# (single thread); without it every encode was identical. Containers are muxed with ``fflags=+bitexact``
+# (no random Matroska segment UID, no muxer version string). tests/test_synth_videos.py checks both.
 _VIDEO_FORMATS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     ".avi": ("avi", ("mpeg4",), {"flags": "+qscale", "global_quality": str(3 * 118), "threads": "1"}),  # -q:v 3
     ".mp4": ("mp4", ("libx264", "mpeg4"), {"crf": "18", "preset": "veryfast", "threads": "1",
-                                                  "x264-params": "threads=1:lookahead-threads=1"}),
+                                                  "x264-params": "threads=1:lookahead-threads=1:mbtree=0"}),
     ".webm": ("webm", ("libvpx-vp9", "libvpx"), {"crf": "20", "b": "0", "deadline": "good", "cpu-used": "8",
                                                   "threads": "1"}),
 }
@@ -577,7 +580,7 @@ def write_video(path: Path, frames: np.ndarray, fps: float, *, gop_size: int | N
         raise SevereError(f"{path}: gop_size={gop_size} must be >= 1")
 
     def encode(tmp: str) -> None:
-        with av.open(tmp, mode="w", format=fmt) as container:
+        with av.open(tmp, mode="w", format=fmt, options={"fflags": "+bitexact"}) as container:
             stream = container.add_stream(codec, rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
             stream.codec_context.gop_size = gop
