@@ -19,6 +19,8 @@ from severe.recognition.data import ArrowOfTime
 from severe.recognition.runner import CONFIG_DIR, plan_run, run, retest_run
 from severe.synth.checkpoints import write_synthetic_checkpoint
 from severe.synth.datasets import write_synthetic_root
+from severe.data.registry import read_split
+from severe.data.subsets import read_subset_list
 
 # tiny shapes: 8 frames of 32x32, 2 test clips, no workers
 TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "8", "DATA.CROP", "32",
@@ -83,6 +85,8 @@ def test_init_exceptions_applied_from_the_method(moco_weights, tmp_path):
     (["domain/nosuch", "--init", "scratch"], "config domain/nosuch not found"),
     (["domain/ucf101", "--init", "simclr", "--weights", "x.pth"], "unknown method 'simclr'"),
     (["domain/ucf101", "--init", "scratch", "TRAIN.MODE", "probe"], "TRAIN.MODE must be one of"),
+    (["domain/ucf101", "--init", "scratch", "DATA.VAL_FRACTION", "1.0"], "DATA.VAL_FRACTION must be in"),
+    (["linear/ucf101_knn", "--init", "scratch", "DATA.VAL_FRACTION", "0.1"], "kNN has no epochs"),
 ])
 def test_bad_runs_fail_with_one_line(args, words, capsys, monkeypatch):
     monkeypatch.delenv("SEVERE_DATA", raising=False)
@@ -144,6 +148,23 @@ def test_finetune_run_writes_the_record_and_test_reproduces_it(data_root, moco_w
     again = retest_run(out, data_root, progress=False)
     assert again["metrics"] == saved["metrics"]
     assert (out / "retest.json").is_file()
+
+
+def test_validation_split_is_carved_from_train_and_logged(data_root, tmp_path):
+    out = tmp_path / "val"
+    res = run(plan_run("domain/ucf101", "scratch", None, TINY + ["DATA.VAL_FRACTION", "0.34"]), data_root, out,
+              progress=False)
+    held = [key for key, _ in read_subset_list(out / "val_split.txt")]
+    assert len(held) == 5 and res["val"]["videos"] == 5  # 3 training videos per class -> 1 held out per class
+    assert res["data"]["train"]["used"] == 10 and res["data"]["test_videos"] == 10
+    assert not set(held) & {e.key for e in read_split("ucf101", data_root, "test")}
+    epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["event"] == "epoch"]
+    assert len(epochs) == 2 and all(set(r["val"]) == {"video_top1", "video_top5", "mean_class_accuracy"} for r in epochs)
+    assert res["val"]["last_epoch"] == epochs[-1]["val"]
+    assert any("held out for validation" in d for d in res["deviations"])
+    # the samples seen per epoch are the 10 remaining training videos
+    assert epochs[0]["samples"] == 8  # 10 clips, batch 4, last partial batch dropped
+    assert retest_run(out, data_root, progress=False)["metrics"] == res["metrics"]
 
 
 def test_linear_probe_keeps_the_backbone_bit_identical(data_root, moco_weights, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from severe.data.entries import VideoEntry
 from severe.data.manifest import check_media, locate_media, manifest_sha256, media_present, split_manifest
-from severe.data.subsets import read_subset_list, select_subset, write_subset_list
+from severe.data.subsets import read_subset_list, select_subset, split_validation, write_subset_list
 from severe.errors import SevereError
 
 
@@ -52,6 +52,31 @@ def test_subset_sizes_of_protocol(classes, n, expected):
     entries = entries_with({c: 40 for c in range(classes)})
     sub = select_subset(entries, n, seed=0)
     assert len(sub) == expected == math.ceil(n / classes) * classes
+
+
+def test_validation_split_hand_computed():
+    entries = entries_with({2: 7, 0: 10, 1: 1, 3: 2})
+    train, val = split_validation(entries, 0.2, seed=5)
+    rng = np.random.default_rng([5, 1])  # classes in label order; class 1 (one entry) is skipped
+    held = {f"c0_{i}.avi" for i in rng.choice(10, size=2, replace=False)}  # round(0.2 * 10) = 2
+    held |= {f"c2_{i}.avi" for i in rng.choice(7, size=1, replace=False)}  # round(1.4) = 1
+    held |= {f"c3_{i}.avi" for i in rng.choice(2, size=1, replace=False)}  # at least one, keeps one
+    assert {e.key for e in val} == held
+    assert [e for e in entries if e.key not in held] == train  # input order kept, nothing lost or duplicated
+    assert [e for e in entries if e.key in held] == val
+    assert split_validation(entries, 0.2, seed=5) == (train, val)
+    assert split_validation(entries, 0.2, seed=6) != (train, val)
+    _, most = split_validation(entries_with({0: 4}), 0.99, seed=0)
+    assert len(most) == 3  # one always stays for training
+
+
+@pytest.mark.parametrize("entries, fraction, words", [
+    (entries_with({0: 5}), 0.0, "VAL_FRACTION must be in"), (entries_with({0: 5}), 1.0, "VAL_FRACTION must be in"),
+    (entries_with({0: 1, 1: 1}), 0.5, "no class has two"),
+])
+def test_validation_split_errors(entries, fraction, words):
+    with pytest.raises(SevereError, match=words):
+        split_validation(entries, fraction, seed=0)
 
 
 def test_subset_c_present_counts_only_present_classes():

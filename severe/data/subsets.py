@@ -1,4 +1,5 @@
-"""N-example training subsets (protocol.md §6): k = ceil(N / C_present) entries per class.
+"""N-example training subsets (protocol.md §6): k = ceil(N / C_present) entries per class, and the
+optional validation split carved from the training entries.
 
 Drawn from the full official training list (never from the files present on disk), class by class
 in ascending label order, without replacement, with one explicitly seeded numpy Generator.
@@ -45,6 +46,34 @@ def select_subset(entries: list[VideoEntry], num_examples: int, seed: int) -> li
         chosen = np.sort(rng.choice(len(members), size=k, replace=False))
         out.extend(members[int(i)] for i in chosen)
     return out
+
+
+def split_validation(entries: list[VideoEntry], fraction: float, seed: int) -> tuple[list[VideoEntry], list[VideoEntry]]:
+    """(train, val): ``round(fraction * n_c)`` entries of each class c held out for validation.
+
+    Classes in ascending label order; a class with at least two entries gives at least one to validation
+    and keeps at least one for training; a single-entry class stays in training. Drawn without
+    replacement by ``numpy.random.default_rng([seed, 1])`` (a stream separate from the N-example subset's);
+    both lists keep the input order.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise SevereError(f"DATA.VAL_FRACTION must be in (0, 1) to carve a validation split, got {fraction}")
+    if any(e.label < 0 for e in entries):
+        raise SevereError("a validation split needs single-label entries; this list has unlabelled entries")
+    by_class: dict[int, list[int]] = {}
+    for i, e in enumerate(entries):
+        by_class.setdefault(e.label, []).append(i)
+    rng = np.random.default_rng([seed, 1])
+    held: set[int] = set()
+    for label in sorted(by_class):
+        members = by_class[label]
+        if len(members) < 2:
+            continue
+        k = min(max(1, round(fraction * len(members))), len(members) - 1)
+        held.update(members[int(j)] for j in rng.choice(len(members), size=k, replace=False))
+    if not held:
+        raise SevereError(f"DATA.VAL_FRACTION={fraction}: no class has two training entries to split")
+    return ([e for i, e in enumerate(entries) if i not in held], [e for i, e in enumerate(entries) if i in held])
 
 
 def write_subset_list(entries: list[VideoEntry], path: Path, *, comment: str | None = None) -> Path:

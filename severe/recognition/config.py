@@ -23,6 +23,8 @@ def recognition_defaults() -> CfgNode:
     c.DATA = CfgNode()
     c.DATA.DATASET = "ucf101"
     c.DATA.NUM_EXAMPLES = 0  # N-example training subset (protocol.md §6); 0 = the full training list
+    c.DATA.VAL_FRACTION = 0.0  # >0: hold out this fraction of each class's training videos (seeded) as a
+    # validation split, evaluated (dense protocol) after every epoch and logged; never used to pick the model
     c.DATA.NUM_FRAMES = 32  # T, frames per clip on the FPS timeline
     c.DATA.FPS = 16.0
     c.DATA.CROP = 112
@@ -119,6 +121,9 @@ def validate(cfg: CfgNode) -> None:
         (cfg.MODEL.HEAD_INIT in ("default", "normal"), f"MODEL.HEAD_INIT must be default or normal, got '{cfg.MODEL.HEAD_INIT}'"),
         (cfg.TRAIN.AMP in ("off", "bf16", "fp16"), f"TRAIN.AMP must be off, bf16 or fp16, got '{cfg.TRAIN.AMP}'"),
         (cfg.DATA.NUM_EXAMPLES >= 0, f"DATA.NUM_EXAMPLES must be >= 0, got {cfg.DATA.NUM_EXAMPLES}"),
+        (0.0 <= cfg.DATA.VAL_FRACTION < 1.0, f"DATA.VAL_FRACTION must be in [0, 1), got {cfg.DATA.VAL_FRACTION}"),
+        (cfg.DATA.VAL_FRACTION == 0.0 or cfg.TRAIN.MODE != "knn",
+         "DATA.VAL_FRACTION needs a trained mode (finetune or linear); kNN has no epochs to validate"),
         (cfg.DATA.NUM_FRAMES > 0 and cfg.DATA.TEST_CLIPS > 0 and cfg.DATA.TRAIN_CLIPS_PER_VIDEO > 0,
          "DATA.NUM_FRAMES, DATA.TEST_CLIPS and DATA.TRAIN_CLIPS_PER_VIDEO must be positive"),
         (cfg.TRAIN.EPOCHS > 0 and cfg.TRAIN.BATCH_SIZE > 0, "TRAIN.EPOCHS and TRAIN.BATCH_SIZE must be positive"),

@@ -16,7 +16,7 @@ from severe.data.decode import info as video_info
 from severe.data.entries import VideoEntry
 from severe.data.manifest import check_media, locate_media, manifest_sha256
 from severe.data.registry import dataset_dir, get_dataset, manifest_lines, read_split
-from severe.data.subsets import select_subset, write_subset_list
+from severe.data.subsets import select_subset, split_validation, write_subset_list
 from severe.data.transforms import Normalization, TestTransform, TrainTransform
 from severe.errors import SevereError
 from severe.io import atomic_write_text
@@ -60,6 +60,20 @@ def prepare_split(dataset_id: str, data_root: Path, split: str, *, num_examples:
             log.warning("%s %s: %d of %d media missing and excluded (listed in %s_missing.txt)",
                         dataset_id, split, len(missing), len(entries), split)
     return SplitData(present, missing, official, sha)
+
+
+def carve_validation(dataset_id: str, data_root: Path, train: SplitData, *, fraction: float, seed: int,
+                     run_dir: Path | None) -> tuple[SplitData, SplitData]:
+    """Hold out ``fraction`` of each class's usable training entries as a validation split (written to
+    ``val_split.txt``); returns (train, val) with their own manifest hashes."""
+    kept, val = split_validation(train.entries, fraction, seed)
+    if run_dir is not None:
+        write_subset_list(val, Path(run_dir) / "val_split.txt",
+                          comment=f"{dataset_id} validation split: {fraction} of each class's training entries, seed {seed}")
+    log.info("%s: %d training videos held out for validation, %d left for training", dataset_id, len(val), len(kept))
+    sha = lambda entries: manifest_sha256(manifest_lines(dataset_id, data_root, "train", entries))  # noqa: E731
+    return (SplitData(kept, train.missing, train.official_entries, sha(kept + train.missing)),
+            SplitData(val, [], len(train.entries), sha(val)))
 
 
 def _with_located_media(dataset_id: str, data_root: Path, entry: VideoEntry) -> VideoEntry:

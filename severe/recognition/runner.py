@@ -4,6 +4,7 @@ Run directory (one per experiment, initialisation and seed):
   config.yaml         the resolved config (defaults <- file <- init exceptions <- command line), written once
   init.json           the initial weights' metadata (method, arch, input convention, source sha256)
   train_subset.txt    the N-example subset, when one is used
+  val_split.txt       the validation entries carved from training (DATA.VAL_FRACTION > 0)
   *_missing.txt       entries excluded for missing media (only with DATA.ALLOW_MISSING)
   metrics.jsonl, train.log, checkpoint_last.pt   written by the engine
   results.json        the final record (severe.results)
@@ -40,7 +41,8 @@ from severe.io import atomic_write_json, atomic_write_text
 from severe.metrics.recognition import knn_votes, video_accuracy
 from severe.models import FEATURE_DIM, VideoClassifier, build_backbone, linear_head
 from severe.recognition.config import InitRule, flatten_settings, init_overrides, recognition_defaults, validate
-from severe.recognition.data import ArrowOfTime, SplitData, clip_dataset, collect_failures, drop_short_videos, prepare_split
+from severe.recognition.data import (ArrowOfTime, SplitData, carve_validation, clip_dataset, collect_failures,
+                                     drop_short_videos, prepare_split)
 from severe.results import RESULTS_FILE, make_results, prepare_run_dir, write_results
 
 log = logging.getLogger("severe.recognition")
@@ -123,6 +125,10 @@ def run(plan: Plan, data_root: Path, run_dir: Path, resume: bool = False, progre
                           allow_missing=cfg.DATA.ALLOW_MISSING, run_dir=run_dir if ctx.is_main else None)
     test = prepare_split(cfg.DATA.DATASET, data_root, "test", num_examples=0, seed=cfg.SEED,
                          allow_missing=cfg.DATA.ALLOW_MISSING, run_dir=run_dir if ctx.is_main else None)
+    val = None
+    if cfg.DATA.VAL_FRACTION > 0:
+        train, val = carve_validation(cfg.DATA.DATASET, data_root, train, fraction=cfg.DATA.VAL_FRACTION, seed=cfg.SEED,
+                                      run_dir=run_dir if ctx.is_main else None)
     model = build_model(meta["arch"], plan.weights, _num_outputs(cfg), cfg.MODEL.HEAD_INIT, cfg.MODEL.DROPOUT)
     extra: dict = {}
     if cfg.TRAIN.MODE == "knn":
@@ -138,8 +144,12 @@ def run(plan: Plan, data_root: Path, run_dir: Path, resume: bool = False, progre
             accum_steps=cfg.TRAIN.ACCUM_STEPS, dist=ctx, amp=cfg.TRAIN.AMP, channels_last=cfg.TRAIN.CHANNELS_LAST,
             compile=cfg.TRAIN.COMPILE, tensorboard=cfg.TRAIN.TENSORBOARD, progress=progress,
             checkpoint_every=cfg.TRAIN.CHECKPOINT_EVERY,
+            val_fn=None if val is None else lambda m, epoch: _validate(m, cfg, data_root, val, norm, ctx),
         )
         history = trainer.fit(resume=resume)
+        if val is not None:
+            extra["val"] = {"videos": len(val.entries), "sha256": val.sha256,
+                            "last_epoch": history[-1]["val"] if history else None}
         extra["train"] = {"epochs": len(history), "final_train_loss": history[-1].get("train_loss") if history else None,
                           "decode_failures": train_ds.failures.count, "failed_videos": train_ds.failed_keys()[:20],
                           "runtime": trainer.runtime.record}
@@ -202,6 +212,12 @@ def evaluate(model, cfg: CfgNode, data_root: Path, entries, norm: Normalization,
                      "failed_test_videos": ds.failed_keys()[:50] if failures else []}
 
 
+def _validate(model, cfg: CfgNode, data_root: Path, val: SplitData, norm: Normalization, ctx: DistContext) -> dict:
+    """Validation metrics after an epoch (dense protocol, no progress bar); logged, never used to pick a model."""
+    metrics, _ = evaluate(model, cfg, data_root, val.entries, norm, ctx, progress=False)
+    return {k: v for k, v in metrics.items() if k in ("video_top1", "video_top5", "mean_class_accuracy")}
+
+
 def _knn(model, cfg: CfgNode, data_root: Path, train: SplitData, test: SplitData, norm: Normalization,
          ctx: DistContext, progress: bool) -> tuple[dict, dict]:
     """Frozen features (mean over the dense test clips) of train and test videos; cosine k-NN votes."""
@@ -224,6 +240,9 @@ def _deviations(cfg: CfgNode, train: SplitData, test: SplitData, counts: dict) -
         out.append("reported model = last epoch (the original reported the best epoch on the test split)")
     if cfg.TRAIN.MODE == "linear":
         out.append("linear probe with frozen BatchNorm statistics (the original's statistics drifted)")
+    if cfg.DATA.VAL_FRACTION > 0:
+        out.append(f"trained on {len(train.entries)} videos: {cfg.DATA.VAL_FRACTION} of each class's training videos "
+                   "held out for validation (val_split.txt); the reported model is still the last epoch")
     if train.missing or test.missing:
         out.append(f"{len(train.missing)} train and {len(test.missing)} test entries excluded for missing media")
     if counts.get("test_failures"):
