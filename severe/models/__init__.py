@@ -7,6 +7,7 @@ from severe.models.backbones import (
     backbone_key_shapes,
     build_backbone,
     load_backbone_state,
+    register_backbone,
 )
 from severe.models.heads import VideoClassifier, linear_head
 
@@ -19,4 +20,5 @@ __all__ = [
     "build_backbone",
     "linear_head",
     "load_backbone_state",
+    "register_backbone",
 ]

@@ -74,6 +74,14 @@ ARCHITECTURES: dict[str, Callable[[], VideoBackbone]] = {
 }
 
 
+def register_backbone(name: str, builder: Callable[[], nn.Module]) -> None:
+    """Add an architecture for scratch runs (``MODEL.ARCH name``). ``builder()`` returns a module with
+    ``arch`` (= ``name``), ``feature_dim`` and ``forward``: B x 3 x T x H x W -> B x feature_dim."""
+    if name in ARCHITECTURES:
+        raise SevereError(f"architecture '{name}' is already registered; choose another name")
+    ARCHITECTURES[name] = builder
+
+
 def build_backbone(arch: str) -> VideoBackbone:
     """Build a randomly initialised backbone (torchvision default init) of the named architecture."""
     try:

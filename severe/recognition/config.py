@@ -39,6 +39,8 @@ def recognition_defaults() -> CfgNode:
     c.DATA.ALLOW_MISSING = False  # allow training/test lists with missing media (counted and recorded)
     c.DATA.ALLOW_TEST_FAILURES = False  # allow undecodable test videos (reported, excluded from metrics)
     c.MODEL = CfgNode()
+    c.MODEL.ARCH = ""  # "" = the initialisation's architecture; scratch runs may name any registered one
+    # (severe.models.ARCHITECTURES: r2plus1d_18, r2plus1d_18_tclr, r3d_18, or your own via register_backbone)
     c.MODEL.HEAD_INIT = "default"  # default (PyTorch Linear init) | normal (N(0, 0.01), zero bias)
     c.MODEL.DROPOUT = 0.0
     c.TRAIN = CfgNode()

@@ -39,7 +39,7 @@ from severe.engine.trainer import LAST_CHECKPOINT, Trainer
 from severe.errors import SevereError
 from severe.io import atomic_write_json, atomic_write_text
 from severe.metrics.recognition import knn_votes, video_accuracy
-from severe.models import FEATURE_DIM, VideoClassifier, build_backbone, linear_head
+from severe.models import ARCHITECTURES, VideoClassifier, build_backbone, linear_head
 from severe.recognition.config import InitRule, flatten_settings, init_overrides, recognition_defaults, validate
 from severe.recognition.data import (ArrowOfTime, SplitData, carve_validation, clip_dataset, collect_failures,
                                      drop_short_videos, prepare_split)
@@ -77,7 +77,18 @@ def plan_run(config: str | Path, init: str, weights: str | Path | None, override
     cfg = load_config(recognition_defaults(), path, [*force, *flatten_settings(rules), *overrides])
     get_dataset(cfg.DATA.DATASET)  # unknown dataset -> clear error before anything else
     validate(cfg)
+    _check_arch(cfg.MODEL.ARCH, loaded)
     return Plan(cfg, method, loaded, rules)
+
+
+def _check_arch(arch: str, weights: Converted | None) -> None:
+    if not arch:
+        return
+    if arch not in ARCHITECTURES:
+        raise SevereError(f"MODEL.ARCH '{arch}' is not a registered architecture; known: {', '.join(ARCHITECTURES)}")
+    if weights is not None and weights.meta["arch"] != arch:
+        raise SevereError(f"MODEL.ARCH '{arch}' differs from the architecture of the '{weights.meta.get('method')}' "
+                          f"weights ({weights.meta['arch']}); drop MODEL.ARCH or use --init scratch")
 
 
 def input_normalization(cfg: CfgNode, meta: dict) -> Normalization:
@@ -93,7 +104,7 @@ def default_run_dir(cfg: CfgNode, method: str) -> Path:
 
 def build_model(arch: str, weights: Converted | None, num_classes: int, head_init: str, dropout: float) -> VideoClassifier:
     backbone = build_initialised_backbone(weights) if weights is not None else build_backbone(arch)
-    return VideoClassifier(backbone, linear_head(FEATURE_DIM, num_classes, init=head_init, dropout=dropout))
+    return VideoClassifier(backbone, linear_head(backbone.feature_dim, num_classes, init=head_init, dropout=dropout))
 
 
 def _num_outputs(cfg: CfgNode) -> int:
@@ -102,6 +113,8 @@ def _num_outputs(cfg: CfgNode) -> int:
 
 def _init_meta(plan: Plan) -> dict:
     meta = dict(plan.weights.meta) if plan.weights is not None else dict(SCRATCH_META)
+    if plan.cfg.MODEL.ARCH:
+        meta["arch"] = plan.cfg.MODEL.ARCH  # scratch (checked against the weights otherwise)
     meta["rules"] = [{"why": r.why, "settings": r.settings} for r in plan.rules]
     return meta
 
