@@ -9,6 +9,7 @@ import pytest
 from severe.benchmark.launch import SlurmSettings, plan_jobs, run_job, slurm_specs
 from severe.benchmark.suites import EXPERIMENTS, expand, route_overrides
 from severe.cli import main as severe_main
+from severe.report.collect import collect
 from severe.errors import SevereError
 from severe.synth.datasets import write_synthetic_root
 
@@ -59,6 +60,22 @@ def test_jobs_skip_finished_and_resume_unfinished(tmp_path):
     assert charades[charades.index("MODEL.CKPT") + 1] == "w.pth"
 
 
+def test_seeds_give_one_run_per_seed_through_each_runners_key(tmp_path):
+    exps = [EXPERIMENTS["ucf101"], EXPERIMENTS["ucfrep"], EXPERIMENTS["charades"]]
+    (tmp_path / "out" / "gdt" / "ucf101" / "seed2").mkdir(parents=True)
+    (tmp_path / "out" / "gdt" / "ucf101" / "seed2" / "results.json").write_text("{}")
+    jobs = plan_jobs(exps, "gdt", "w.pth", tmp_path / "data", tmp_path / "out", False, {}, seeds=[1, 2])
+    assert [(j.name, j.status) for j in jobs] == [("ucf101/seed1", "new"), ("ucf101/seed2", "done"), ("ucfrep/seed1", "new"),
+                                                  ("ucfrep/seed2", "new"), ("charades/seed1", "new"), ("charades/seed2", "new")]
+    assert jobs[0].argv[-2:] == ["SEED", "1"] and jobs[3].argv[-2:] == ["SEED", "2"] and jobs[5].argv[-2:] == ["RNG_SEED", "2"]
+    assert jobs[5].argv[jobs[5].argv.index("OUTPUT_DIR") + 1] == str(tmp_path / "out" / "gdt" / "charades" / "seed2")
+    assert slurm_specs(jobs, SlurmSettings())[0]["parameters"]["job_name"] == "severe-ucf101-seed1"
+    with pytest.raises(SevereError, match="charades: RNG_SEED given both as an override and through --seeds"):
+        plan_jobs(exps, "gdt", "w.pth", tmp_path, tmp_path / "out", False, {"charades": ["RNG_SEED", "3"]}, seeds=[1])
+    with pytest.raises(SevereError, match="each seed once"):
+        plan_jobs(exps, "gdt", "w.pth", tmp_path, tmp_path / "out", False, {}, seeds=[1, 1])
+
+
 def test_slurm_job_spec_without_submitting(tmp_path):
     jobs = plan_jobs(expand("severe"), "tclr", "t.pth", tmp_path, tmp_path / "out", True, {})
     specs = slurm_specs(jobs, SlurmSettings(partition="gpu", gpus=2, cpus=16, hours=12, mem="64G"))
@@ -98,3 +115,11 @@ def test_local_benchmark_runs_then_skips(tmp_path, capsys):
     assert severe_main(args) == 0  # idempotent: the finished experiment is skipped, nothing rewritten
     assert "skipped (results.json exists)" in capsys.readouterr().out
     assert json.loads(results.read_text())["finished_at"] == first["finished_at"]
+    # two more seeds into their own directories; the report averages the three runs of the cell
+    assert severe_main([*args, "--seeds", "1", "2"]) == 0
+    for seed in (1, 2):
+        record = json.loads((tmp_path / "out" / "scratch" / "ucf101" / f"seed{seed}" / "results.json").read_text())
+        assert record["seed"] == seed and record["config"]["SEED"] == seed
+    cells = collect([tmp_path / "out"]).cells
+    (cell,) = cells.values()
+    assert cell.n == 3 and cell.seeds == (1, 2, 100)

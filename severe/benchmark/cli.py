@@ -14,7 +14,8 @@ from severe.data.registry import resolve_data_root
 
 EPILOG = "suites:\n" + "\n".join(f"  {name:<12} {', '.join(ids)}" for name, ids in SUITES.items()) + """
 
-Each experiment runs into OUT/<method>/<experiment>/; experiments whose results.json exists are skipped,
+Each experiment runs into OUT/<method>/<experiment>/ (with --seeds: OUT/<method>/<experiment>/seed<S>/, the
+seed set through SEED or RNG_SEED); runs whose results.json exists are skipped,
 unfinished ones are resumed, so the same command continues an interrupted benchmark and several
 initialisations share one output tree. Then: severe report OUT.
 
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output tree shared by all initialisations")
     p.add_argument("--suite", default="severe", choices=list(SUITES), help="which experiments (default: severe)")
     p.add_argument("--only", metavar="ID", nargs="+", help="run only these experiment ids of the suite")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                   help="run every experiment once per seed into OUT/<method>/<experiment>/seed<S>/ (the report "
+                        "averages them); default: each config's own seed into OUT/<method>/<experiment>/")
     p.add_argument("--launcher", default="local", choices=("local", "slurm"))
     p.add_argument("--partition", help="SLURM partition")
     p.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job (default 1)")
@@ -54,12 +58,13 @@ def main(argv: list[str]) -> int:
     experiments = expand(args.suite, args.only)
     overrides = route_overrides(experiments, args.overrides)
     out = Path(args.out)
-    jobs = plan_jobs(experiments, method, args.weights, data_root.resolve(), out.resolve(), args.trust, overrides)
-    print(f"suite {args.suite} for {method}: {len(jobs)} experiments, "
+    jobs = plan_jobs(experiments, method, args.weights, data_root.resolve(), out.resolve(), args.trust, overrides,
+                     seeds=args.seeds)
+    print(f"suite {args.suite} for {method}: {len(jobs)} runs, "
           f"{sum(j.status == 'done' for j in jobs)} done, {sum(j.status == 'resume' for j in jobs)} to resume")
     if args.dry_run:
         for j in jobs:
-            print(f"  [{j.status}] {j.experiment.id}: {j.command()}")
+            print(f"  [{j.status}] {j.name}: {j.command()}")
         return 0
     if args.launcher == "slurm":
         settings = SlurmSettings(args.partition, args.gpus, args.cpus, args.hours, args.mem, args.account)
@@ -67,7 +72,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"submitted": submitted}, indent=2))
         return 0
     outcome = run_local(jobs, progress=not args.no_progress)
-    for exp_id, status in outcome.items():
-        print(f"  {exp_id:<20} {status}")
+    for name, status in outcome.items():
+        print(f"  {name:<20} {status}")
     print(f"results under {out / method}; table: severe report {out}")
     return 1 if any(s.startswith("failed") for s in outcome.values()) else 0

@@ -26,6 +26,12 @@ class Job:
     run_dir: Path
     argv: list[str]
     status: str  # "done" (results exist), "resume" (unfinished run found), "new"
+    seed: int | None = None  # set by --seeds; None = the config's own seed
+
+    @property
+    def name(self) -> str:
+        """``<experiment>`` or ``<experiment>/seed<S>``."""
+        return self.experiment.id if self.seed is None else f"{self.experiment.id}/seed{self.seed}"
 
     @property
     def entry(self) -> tuple[str, str]:
@@ -38,20 +44,29 @@ class Job:
 
 
 def plan_jobs(experiments: list[Experiment], method: str, weights: str | None, data_root: Path, out: Path,
-              trust: bool, overrides: dict[str, list[str]]) -> list[Job]:
-    """A job per experiment in ``out/<method>/<experiment>``; finished ones are marked done (skipped)."""
+              trust: bool, overrides: dict[str, list[str]], seeds: list[int] | None = None) -> list[Job]:
+    """A job per experiment in ``out/<method>/<experiment>`` (with ``seeds``: per experiment and seed in
+    ``out/<method>/<experiment>/seed<S>``, the seed set through the runner's seed key); finished ones are
+    marked done (skipped)."""
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise SevereError(f"--seeds {' '.join(map(str, seeds))}: each seed once")
     jobs = []
     for e in experiments:
-        run_dir = out / method / e.id
-        if (run_dir / RESULTS_FILE).exists():
-            status = "done"
-        elif run_dir.exists() and any(run_dir.iterdir()):
-            status = "resume"
-        else:
-            status = "new"
-        argv = e.argv(method, weights, data_root, run_dir, resume=status == "resume", trust=trust,
-                      overrides=overrides.get(e.id, []))
-        jobs.append(Job(e, run_dir, argv, status))
+        extra = overrides.get(e.id, [])
+        seed_key = RUNNERS[e.runner].seed_key
+        if seeds is not None and seed_key in extra[::2]:
+            raise SevereError(f"{e.id}: {seed_key} given both as an override and through --seeds; keep one")
+        for seed in seeds if seeds is not None else [None]:
+            run_dir = out / method / e.id if seed is None else out / method / e.id / f"seed{seed}"
+            if (run_dir / RESULTS_FILE).exists():
+                status = "done"
+            elif run_dir.exists() and any(run_dir.iterdir()):
+                status = "resume"
+            else:
+                status = "new"
+            argv = e.argv(method, weights, data_root, run_dir, resume=status == "resume", trust=trust,
+                          overrides=extra + ([] if seed is None else [seed_key, str(seed)]))
+            jobs.append(Job(e, run_dir, argv, status, seed))
     return jobs
 
 
@@ -68,13 +83,13 @@ def run_local(jobs: list[Job], progress: bool = True) -> dict[str, str]:
     pending = [j for j in jobs if j.status != "done"]
     for j in jobs:
         if j.status == "done":
-            outcome[j.experiment.id] = "skipped (results.json exists)"
+            outcome[j.name] = "skipped (results.json exists)"
     bar = tqdm(pending, desc="experiments", unit="exp", disable=not progress)
     for job in bar:
-        bar.set_postfix_str(job.experiment.id)
-        log.info("%s %s -> %s", "resuming" if job.status == "resume" else "running", job.experiment.id, job.run_dir)
+        bar.set_postfix_str(job.name)
+        log.info("%s %s -> %s", "resuming" if job.status == "resume" else "running", job.name, job.run_dir)
         code = run_job(*job.entry, job.argv)
-        outcome[job.experiment.id] = "ok" if code == 0 else f"failed (exit {code}; see {job.run_dir})"
+        outcome[job.name] = "ok" if code == 0 else f"failed (exit {code}; see {job.run_dir})"
     return outcome
 
 
@@ -102,13 +117,13 @@ class SlurmSettings:
 def slurm_specs(jobs: list[Job], settings: SlurmSettings) -> list[dict]:
     """What would be submitted, without submitting: per pending job the callable, its arguments and the
     SLURM parameters."""
-    return [{"experiment": j.experiment.id, "function": run_job, "args": (*j.entry, j.argv),
-             "parameters": settings.parameters(f"severe-{j.experiment.id}")}
+    return [{"experiment": j.name, "function": run_job, "args": (*j.entry, j.argv),
+             "parameters": settings.parameters(f"severe-{j.name.replace('/', '-')}")}
             for j in jobs if j.status != "done"]
 
 
 def submit_slurm(jobs: list[Job], settings: SlurmSettings, log_dir: Path) -> dict[str, str]:  # pragma: no cover - needs a cluster
-    """Submit one SLURM job per pending experiment through submitit; returns experiment -> job id."""
+    """Submit one SLURM job per pending experiment (and seed) through submitit; returns its name -> job id."""
     import submitit
 
     try:

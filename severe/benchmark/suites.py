@@ -28,6 +28,7 @@ class Runner:
     function: str
     style: str  # "severe" (CONFIG --init --weights --data-root --out) or "slowfast" (--cfg FILE KEY VALUE)
     defaults: str  # "module:function" returning the config schema (to route KEY VALUE overrides)
+    seed_key: str  # the config key of the run's one seed
 
     def config_keys(self) -> set[str]:
         """Every dotted key of this runner's config schema."""
@@ -44,11 +45,12 @@ def _flatten(node, prefix: str = "") -> list[str]:
 
 RUNNERS = {
     "recognition": Runner("recognition", "severe.recognition.cli", "finetune_main", "severe",
-                          "severe.recognition.config:recognition_defaults"),
+                          "severe.recognition.config:recognition_defaults", "SEED"),
     "repetition": Runner("repetition", "severe.repetition.cli", "train_main", "severe",
-                         "severe.repetition.config:repetition_defaults"),
-    "ava": Runner("ava", "severe.detection.cli", "main", "slowfast", "severe.slowfast_config:ava_defaults"),
-    "charades": Runner("charades", "severe.multilabel.cli", "main", "slowfast", "severe.slowfast_config:charades_defaults"),
+                         "severe.repetition.config:repetition_defaults", "SEED"),
+    "ava": Runner("ava", "severe.detection.cli", "main", "slowfast", "severe.slowfast_config:ava_defaults", "RNG_SEED"),
+    "charades": Runner("charades", "severe.multilabel.cli", "main", "slowfast", "severe.slowfast_config:charades_defaults",
+                       "RNG_SEED"),
 }
 
 
