@@ -161,7 +161,8 @@ def test_finetune_through_the_whole_pipeline_learns_well_above_chance(data_root,
                  "TRAIN.BATCH_SIZE", "8", "TRAIN.LR", "3e-3", "TRAIN.EPOCHS", "12", "TRAIN.MILESTONES", "[10]"]
     res = run(plan_run("domain/ucf101", "scratch", None, overrides), data_root, tmp_path / "run", progress=False)
     assert res["init"]["arch"] == tiny_motion_arch and res["data"]["test_videos"] == 10
-    assert res["metrics"]["video_top1"] >= 0.6 and res["metrics"]["mean_class_accuracy"] >= 0.6  # seeds 1, 2, 100: 0.7-1.0
+    # seeds 100, 1, 2 give 0.7, 0.7, 1.0; the bound leaves room for another CPU's rounding to change the path
+    assert res["metrics"]["video_top1"] >= 0.5 and res["metrics"]["mean_class_accuracy"] >= 0.5
     with pytest.raises(SevereError, match="already registered"):
         register_backbone(tiny_motion_arch, TinyMotionBackbone)
 
