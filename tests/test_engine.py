@@ -34,6 +34,7 @@ from severe.engine import (
     shard_range,
 )
 from severe.engine.checkpointing import capture_rng_state, restore_rng_state
+from severe.engine.precise_bn import update_bn_stats
 from severe.errors import SevereError
 from severe.io import sha256_file
 from severe.metrics import knn_classify, video_accuracy
@@ -183,6 +184,25 @@ def test_finetune_mode_updates_bn_statistics(tmp_path):
     before = model.backbone[1].running_mean.clone()
     make_trainer(tmp_path / "run", model, epochs=1).fit()
     assert not torch.equal(before, model.backbone[1].running_mean)
+
+
+def test_frozen_bn_statistics_train_weights_and_precise_bn_still_updates_them(tmp_path):
+    seed_everything(0)
+    model = TinyNet()
+    bn = model.backbone[1]
+    stats, weight = (bn.running_mean.clone(), bn.running_var.clone()), bn.weight.detach().clone()
+    trainer = make_trainer(tmp_path / "run", model, epochs=1, freeze_bn_stats=True)
+    trainer.fit()
+    assert trainer.mode_record["bn_statistics_frozen"] == 1
+    assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])  # statistics kept
+    assert not torch.equal(bn.weight, weight)  # the affine parameters trained
+    model.train()
+    assert not bn.training and model.backbone[0].training  # pinned in eval, the rest trains
+    # precise BN collects statistics on the frozen module and leaves it in eval mode again
+    batches = [torch.randn(4, 3, 4, 8, 8) * 3 + 1 for _ in range(3)]
+    assert update_bn_stats(model, iter(batches), 3, lambda m, b: m(b)) == 3
+    expected = torch.stack([model.backbone[0](b).mean(dim=(0, 2, 3, 4)) for b in batches]).mean(0)
+    assert torch.allclose(bn.running_mean, expected, atol=1e-5) and not bn.training
 
 
 def test_freeze_backbone_rejects_unknown_head():

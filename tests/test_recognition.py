@@ -305,13 +305,19 @@ def test_arrow_of_time_labels_and_reversal():
 def test_ek100_segments_run_with_their_own_recipe(tmp_path):
     root = tmp_path / "data"
     write_synthetic_root(root, "tiny", seed=0, datasets=["ek100"])
-    plan = plan_run("domain/ek100", "scratch", None, TINY + ["TRAIN.EPOCHS", "1"])
+    plan = plan_run("domain/ek100", "scratch", None, TINY + ["TRAIN.EPOCHS", "1", "DATA.TRAIN_SHORT_SIDE", "[36, 40]",
+                                                              "TRAIN.PRECISE_BN_BATCHES", "2"])
     assert (plan.cfg.TRAIN.OPTIMIZER, plan.cfg.TRAIN.NESTEROV, plan.cfg.DATA.FPS, plan.cfg.DATA.COLOR_JITTER) == ("sgd", True, 30.0, False)
+    assert plan_run("domain/ek100", "scratch", None).cfg.DATA.TRAIN_SHORT_SIDE == [256, 320]
     res = run(plan, root, tmp_path / "ek", progress=False)
     assert res["dataset"] == "ek100" and res["data"]["test_videos"] == res["data"]["test"]["used"] > 0
-    assert any(d.startswith("EK-100: verb head only") for d in res["deviations"])
-    start = json.loads([l for l in (tmp_path / "ek" / "metrics.jsonl").read_text().splitlines() if '"start"' in l][0])
+    assert [d for d in res["deviations"] if d.startswith("EK-100")] == [
+        "EK-100: verb head only (the original also trained an auxiliary noun head)"]
+    records = [json.loads(line) for line in (tmp_path / "ek" / "metrics.jsonl").read_text().splitlines()]
+    start, epoch = records[0], records[-1]
     assert start["optimizer"]["kind"] == "sgd" and start["optimizer"]["nesterov"] is True
+    assert start["mode_record"]["bn_statistics_frozen"] == 37  # every BatchNorm of R(2+1)D-18
+    assert epoch["val"] == {"precise_bn": True, "batches": 2}  # after the last epoch, before the test
 
 
 def test_task_normalisation_constants_and_tclr_override():

@@ -20,6 +20,7 @@ from severe.data.transforms import (
     adjust_hue,
     color_jitter,
     sample_resized_crop,
+    sample_short_side_crop,
 )
 from severe.errors import SevereError
 
@@ -67,6 +68,35 @@ def test_resized_crop_box_distribution_and_fallback():
     # impossible scale -> centre crop with the aspect clamped to the ratio range
     assert sample_resized_crop(100, 400, (2.0, 2.0), (3 / 4, 4 / 3), g) == CropBox(0, 133, 100, 133)
     assert sample_resized_crop(240, 320, (2.0, 2.0), (3 / 4, 4 / 3), g) == CropBox(0, 0, 240, 320)
+
+
+def test_short_side_crop_box_equals_resize_then_crop():
+    g = torch.Generator().manual_seed(0)
+    sides = set()
+    for _ in range(300):
+        b = sample_short_side_crop(240, 320, (256, 320), 112, g)
+        assert b.height == b.width and 0 <= b.top and b.top + b.height <= 240 and 0 <= b.left and b.left + b.width <= 320
+        sides.add(b.height)
+    # box side = 112 * 240 / S for S in [256, 320]: 105 (S=256) down to 84 (S=320)
+    assert min(sides) == 84 and max(sides) == 105
+    # the draw order is S, top, left on the resized frame (inclusive offsets), mapped back by 240 / S
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    s = int(torch.randint(256, 321, (1,), generator=g2).item())
+    rh, rw = round(240 * s / 240), round(320 * s / 240)
+    top = int(torch.randint(0, rh - 112 + 1, (1,), generator=g2).item())
+    left = int(torch.randint(0, rw - 112 + 1, (1,), generator=g2).item())
+    side = round(112 * 240 / s)
+    expected = CropBox(min(round(top * 240 / s), 240 - side), min(round(left * 240 / s), 320 - side), side, side)
+    assert sample_short_side_crop(240, 320, (256, 320), 112, g1) == expected
+    # short side already S: the box is a plain 112 crop, and the transform output is that crop of the source
+    video = random_video(2, 128, 160)
+    t = TrainTransform(size=112, short_side=(128, 128), jitter=None, flip_p=0.0, norm=Normalization(None, None))
+    p = t.sample(128, 160, torch.Generator().manual_seed(1))
+    assert (p.crop.height, p.crop.width) == (112, 112)
+    crop = video[..., p.crop.top:p.crop.top + 112, p.crop.left:p.crop.left + 112]
+    assert torch.allclose(t.apply(video, p), crop.permute(1, 0, 2, 3).float() / 255)
+    with pytest.raises(SevereError, match="short-side jitter range"):
+        TrainTransform(short_side=(320, 256))
 
 
 def test_fixed_params_crop_flip_and_normalise():

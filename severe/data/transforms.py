@@ -42,6 +42,7 @@ __all__ = [
     "TrainTransform",
     "TestTransform",
     "sample_resized_crop",
+    "sample_short_side_crop",
     "make_generator",
     "adjust_hue",
     "color_jitter",
@@ -185,6 +186,30 @@ def sample_resized_crop(
     return CropBox((height - h) // 2, (width - w) // 2, h, w)
 
 
+def sample_short_side_crop(
+    height: int,
+    width: int,
+    short_side: tuple[int, int],
+    size: int,
+    generator: torch.Generator | None,
+) -> CropBox:
+    """Short-side scale jitter (the PySlowFast/EPIC training view) as a square box of the source frame.
+
+    The short side S is drawn uniformly from the integers in ``short_side``; a ``size`` x ``size`` window
+    of the frame resized to short side S is placed uniformly (inclusive offsets) and mapped back to source
+    pixels, so resizing the box to ``size`` x ``size`` equals resize-then-crop (one interpolation less).
+    Draw order: S, top, left."""
+    lo, hi = int(short_side[0]), int(short_side[1])
+    s = int(torch.randint(lo, hi + 1, (1,), generator=generator).item())
+    scale = s / min(height, width)
+    rh, rw = max(size, round(height * scale)), max(size, round(width * scale))
+    top = int(torch.randint(0, rh - size + 1, (1,), generator=generator).item())
+    left = int(torch.randint(0, rw - size + 1, (1,), generator=generator).item())
+    side = min(round(size / scale), height, width)
+    top, left = min(round(top / scale), height - side), min(round(left / scale), width - side)
+    return CropBox(top, left, side, side)
+
+
 @dataclass(frozen=True)
 class ClipParams:
     """The random parameters of one training clip."""
@@ -274,8 +299,12 @@ class TrainTransform:
         flip_p: float = 0.5,
         jitter: tuple[float, float, float, float] | None = (0.4, 0.4, 0.4, 0.2),
         norm: Normalization = Normalization(),
+        short_side: tuple[int, int] | None = None,
     ) -> None:
+        if short_side is not None and not 0 < short_side[0] <= short_side[1]:
+            raise SevereError(f"short-side jitter range {tuple(short_side)}: need 0 < low <= high")
         self.size = int(size)
+        self.short_side = None if short_side is None else (int(short_side[0]), int(short_side[1]))
         self.scale = scale
         self.ratio = ratio
         self.flip_p = flip_p
@@ -283,8 +312,12 @@ class TrainTransform:
         self.norm = norm
 
     def sample(self, height: int, width: int, generator: torch.Generator | None) -> ClipParams:
-        """Draw one clip's parameters (crop, flip, then jitter order and factors as v2 ColorJitter)."""
-        crop = sample_resized_crop(height, width, self.scale, self.ratio, generator)
+        """Draw one clip's parameters (crop, flip, then jitter order and factors as v2 ColorJitter). The crop is
+        RandomResizedCrop's, or with ``short_side`` the short-side jitter + random crop of the EK-100 recipe."""
+        if self.short_side is not None:
+            crop = sample_short_side_crop(height, width, self.short_side, self.size, generator)
+        else:
+            crop = sample_resized_crop(height, width, self.scale, self.ratio, generator)
         flip = bool(torch.rand(1, generator=generator).item() < self.flip_p)
         if self.jitter is None:
             return ClipParams(crop, flip, (), 1.0, 1.0, 1.0, 0.0)

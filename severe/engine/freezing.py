@@ -15,7 +15,7 @@ from torch import nn
 
 from severe.errors import SevereError
 
-__all__ = ["MODES", "prepare_mode", "freeze_backbone", "backbone_digest"]
+__all__ = ["MODES", "prepare_mode", "freeze_backbone", "freeze_bn_statistics", "backbone_digest"]
 
 
 def _heads(model: nn.Module, head_names: Sequence[str]) -> tuple[str, ...]:
@@ -58,6 +58,16 @@ def freeze_backbone(model: nn.Module, head_names: Sequence[str]) -> list[str]:
             module.train = types.MethodType(_always_eval, module)
             module.training = False
     return frozen
+
+
+def freeze_bn_statistics(model: nn.Module) -> int:
+    """Pin every BatchNorm module in eval mode (PySlowFast ``BN.FREEZE``): training uses and keeps the running
+    statistics while the affine parameters still train. Returns how many modules were pinned."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.train = types.MethodType(_always_eval, bn)
+        bn.training = False
+    return len(bns)
 
 
 def backbone_digest(model: nn.Module, head_names: Sequence[str]) -> str:

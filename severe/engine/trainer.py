@@ -46,7 +46,7 @@ from severe.engine.distributed import (
     unwrap_model,
     wrap_model,
 )
-from severe.engine.freezing import backbone_digest, prepare_mode
+from severe.engine.freezing import backbone_digest, freeze_bn_statistics, prepare_mode
 from severe.engine.loaders import EpochLoader
 from severe.engine.logger import RunLogger, read_jsonl
 from severe.engine.optim import LRSchedule, OptimizerSpec, build_optimizer, set_lr
@@ -89,6 +89,7 @@ class Trainer:
     """Train ``model`` on ``train_dataset`` for ``epochs`` epochs; see the module docstring.
 
     mode: "finetune" or "linear" (``head_names`` = the head modules that train, e.g. ("head",)).
+    freeze_bn_stats: every BatchNorm keeps its running statistics (eval mode) while its weights train.
     global_batch_size is split over processes and accumulation steps before the loader is built.
     amp ("off"/"bf16"/"fp16"), channels_last and compile take effect on CUDA only (recorded no-ops on CPU).
     step_fn computes the loss of one micro-batch (default: ``classification_step``).
@@ -108,6 +109,7 @@ class Trainer:
         seed: int,
         mode: str = "finetune",
         head_names: Sequence[str] = (),
+        freeze_bn_stats: bool = False,
         step_fn: TrainStep = classification_step,
         collate_fn: Callable | None = None,
         num_workers: int = 0,
@@ -140,6 +142,8 @@ class Trainer:
         determinism = configure_determinism(self.ctx.device, deterministic)
         # 3. model: mode (freezing) first, then device/layout, optimiser over what still trains
         self.mode_record = prepare_mode(model, mode, self.head_names)
+        if freeze_bn_stats:
+            self.mode_record["bn_statistics_frozen"] = freeze_bn_statistics(model)
         self.model = model.to(self.ctx.device, memory_format=self.runtime.memory_format)
         self.optimizer = build_optimizer(self.model, optimizer, schedule.lr_at(0.0))
         self.scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.runtime.grad_scaling)

@@ -7,7 +7,6 @@ epochs), results.json (retest.json for a later test-only run).
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 
@@ -15,20 +14,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fvcore.common.config import CfgNode
-from torch.utils.data import DataLoader, RandomSampler
 
 from severe.config import to_plain
 from severe.data.readers.charades import FRAME_DIR, frame_list_path, read_charades_frame_list
 from severe.data.registry import get_dataset
 from severe.data.transforms import Normalization
 from severe.detection.frames import FrameVideos
-from severe.engine import DistContext, StepOutput, derive_seed, init_distributed, per_process_batch, predict_dense, seed_everything
+from severe.engine import DistContext, StepOutput, init_distributed, per_process_batch, predict_dense, seed_everything
+from severe.engine.precise_bn import PreciseBN
 from severe.engine.trainer import Trainer
 from severe.errors import SevereError
 from severe.io import atomic_write_json
 from severe.models import VideoClassifier
 from severe.multilabel.data import CharadesDataset
-from severe.multilabel.model import build_multilabel_model, update_bn_stats
+from severe.multilabel.model import build_multilabel_model
 from severe.results import RESULTS_FILE, make_results, write_results
 from severe.slowfast_config import (
     start_task_run,
@@ -41,8 +40,6 @@ from severe.slowfast_config import (
 
 log = logging.getLogger("severe.multilabel")
 
-_PRECISE_BN_STREAM = 7  # seed-derivation tag of the precise-BN batches (distinct from the training stream)
-
 
 def multilabel_step(model: torch.nn.Module, batch, device: torch.device, memory_format: torch.memory_format) -> StepOutput:
     """BCEWithLogits (mean over items x classes) against multi-hot targets."""
@@ -50,36 +47,6 @@ def multilabel_step(model: torch.nn.Module, batch, device: torch.device, memory_
     logits = model(clips.to(device, non_blocking=True).contiguous(memory_format=memory_format))
     loss = F.binary_cross_entropy_with_logits(logits.float(), targets.to(device, non_blocking=True))
     return StepOutput(loss, clips.shape[0])
-
-
-class PreciseBN:
-    """Trainer ``val_fn``: precise BN statistics after every ``period``-th epoch and after the last one.
-
-    The batches are training clips drawn from (seed, epoch) on their own stream, identical on every rank,
-    so every process computes the same statistics and training randomness is untouched.
-    """
-
-    def __init__(self, dataset: CharadesDataset, *, batch_size: int, num_batches: int, period: int, epochs: int,
-                 seed: int, num_workers: int, device: torch.device) -> None:
-        self.dataset, self.batch_size, self.num_batches = dataset, batch_size, num_batches
-        self.period, self.epochs, self.seed = period, epochs, seed
-        self.num_workers, self.device = num_workers, device
-
-    def due(self, epoch: int) -> bool:
-        return epoch + 1 == self.epochs or (self.period > 0 and (epoch + 1) % self.period == 0)
-
-    def __call__(self, model: torch.nn.Module, epoch: int) -> dict:
-        if not self.due(epoch):
-            return {"precise_bn": False}
-        view = copy.copy(self.dataset)
-        view.seed = derive_seed(self.seed, _PRECISE_BN_STREAM)
-        view.set_epoch(epoch)
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, _PRECISE_BN_STREAM, epoch))
-        loader = DataLoader(view, batch_size=self.batch_size, sampler=RandomSampler(view, generator=generator),
-                            drop_last=True, num_workers=self.num_workers)
-        used = update_bn_stats(model, loader, self.num_batches,
-                               lambda m, batch: m(batch[0].to(self.device, non_blocking=True)))
-        return {"precise_bn": True, "batches": used}
 
 
 # ------------------------------------------------------------------------------------------- pieces

@@ -29,6 +29,7 @@ def recognition_defaults() -> CfgNode:
     c.DATA.FPS = 16.0
     c.DATA.CROP = 112
     c.DATA.TRAIN_CROP_SCALE = [0.08, 1.0]  # RandomResizedCrop area fraction (protocol.md §1.4)
+    c.DATA.TRAIN_SHORT_SIDE = []  # [low, high]: short-side jitter + random CROP crop instead of RandomResizedCrop (EK-100)
     c.DATA.COLOR_JITTER = True  # brightness/contrast/saturation 0.4, hue 0.2, always applied (protocol.md §1.4)
     c.DATA.MEAN = []  # task normalisation constants; empty = the checkpoint's convention (ImageNet). TCLR's wins.
     c.DATA.STD = []
@@ -58,6 +59,8 @@ def recognition_defaults() -> CfgNode:
     c.TRAIN.AMP = "off"  # off | bf16 | fp16 (CUDA only)
     c.TRAIN.CHANNELS_LAST = False  # channels_last_3d (CUDA only)
     c.TRAIN.COMPILE = False  # torch.compile (CUDA only)
+    c.TRAIN.FREEZE_BN_STATS = False  # BatchNorm keeps its running statistics during finetuning (EK-100's BN.FREEZE)
+    c.TRAIN.PRECISE_BN_BATCHES = 0  # >0: recompute BN statistics from this many training batches before testing
     c.TRAIN.CHECKPOINT_EVERY = 0  # keep a copy every N epochs (the last epoch is always kept)
     c.TRAIN.TENSORBOARD = False
     c.TEST = CfgNode()
@@ -123,6 +126,13 @@ def validate(cfg: CfgNode) -> None:
         (cfg.MODEL.HEAD_INIT in ("default", "normal"), f"MODEL.HEAD_INIT must be default or normal, got '{cfg.MODEL.HEAD_INIT}'"),
         (cfg.TRAIN.AMP in ("off", "bf16", "fp16"), f"TRAIN.AMP must be off, bf16 or fp16, got '{cfg.TRAIN.AMP}'"),
         (cfg.DATA.NUM_EXAMPLES >= 0, f"DATA.NUM_EXAMPLES must be >= 0, got {cfg.DATA.NUM_EXAMPLES}"),
+        (len(cfg.DATA.TRAIN_SHORT_SIDE) == 0 or (len(cfg.DATA.TRAIN_SHORT_SIDE) == 2
+                                                  and 0 < cfg.DATA.TRAIN_SHORT_SIDE[0] <= cfg.DATA.TRAIN_SHORT_SIDE[1]),
+         f"DATA.TRAIN_SHORT_SIDE must be [] or [low, high] with 0 < low <= high, got {list(cfg.DATA.TRAIN_SHORT_SIDE)}"),
+        (cfg.TRAIN.PRECISE_BN_BATCHES >= 0, f"TRAIN.PRECISE_BN_BATCHES must be >= 0, got {cfg.TRAIN.PRECISE_BN_BATCHES}"),
+        (cfg.TRAIN.MODE == "finetune" or not (cfg.TRAIN.FREEZE_BN_STATS or cfg.TRAIN.PRECISE_BN_BATCHES),
+         "TRAIN.FREEZE_BN_STATS and TRAIN.PRECISE_BN_BATCHES apply to finetuning only (a linear probe or kNN "
+         "keeps the backbone's statistics)"),
         (0.0 <= cfg.DATA.VAL_FRACTION < 1.0, f"DATA.VAL_FRACTION must be in [0, 1), got {cfg.DATA.VAL_FRACTION}"),
         (cfg.DATA.VAL_FRACTION == 0.0 or cfg.TRAIN.MODE != "knn",
          "DATA.VAL_FRACTION needs a trained mode (finetune or linear); kNN has no epochs to validate"),
