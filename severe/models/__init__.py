@@ -9,10 +9,11 @@ from severe.models.backbones import (
     load_backbone_state,
     register_backbone,
 )
-from severe.models.heads import VideoClassifier, linear_head
+from severe.models.heads import AuxiliaryHead, VideoClassifier, linear_head
 
 __all__ = [
     "ARCHITECTURES",
+    "AuxiliaryHead",
     "FEATURE_DIM",
     "VideoBackbone",
     "VideoClassifier",

@@ -34,3 +34,23 @@ class VideoClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+
+class AuxiliaryHead(nn.Module):
+    """A main and an auxiliary classifier on one pooled feature (EK-100: verbs and nouns), after one dropout.
+
+    In training mode the output is ``[main | auxiliary]`` logits (B x (M + A)) for a two-part loss; in eval
+    mode only the main logits (B x M), so the test protocol and its metrics see the task's classes."""
+
+    def __init__(self, in_dim: int, num_main: int, num_aux: int, init: str = "default", dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_main, self.num_aux = int(num_main), int(num_aux)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.main = linear_head(in_dim, num_main, init=init)
+        self.aux = linear_head(in_dim, num_aux, init=init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(x)
+        main = self.main(x)
+        return torch.cat([main, self.aux(x)], dim=1) if self.training else main
+

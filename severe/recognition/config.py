@@ -42,6 +42,8 @@ def recognition_defaults() -> CfgNode:
     c.MODEL = CfgNode()
     c.MODEL.ARCH = ""  # "" = the initialisation's architecture; scratch runs may name any registered one
     # (severe.models.ARCHITECTURES: r2plus1d_18, r2plus1d_18_tclr, r3d_18, or your own via register_backbone)
+    c.MODEL.NOUN_HEAD = 0  # EK-100: >0 adds an auxiliary noun classifier with this many classes; the training loss
+    # is the mean of the verb and noun cross-entropies; the test scores verbs only
     c.MODEL.HEAD_INIT = "default"  # default (PyTorch Linear init) | normal (N(0, 0.01), zero bias)
     c.MODEL.DROPOUT = 0.0
     c.TRAIN = CfgNode()
@@ -133,6 +135,9 @@ def validate(cfg: CfgNode) -> None:
         (cfg.TRAIN.MODE == "finetune" or not (cfg.TRAIN.FREEZE_BN_STATS or cfg.TRAIN.PRECISE_BN_BATCHES),
          "TRAIN.FREEZE_BN_STATS and TRAIN.PRECISE_BN_BATCHES apply to finetuning only (a linear probe or kNN "
          "keeps the backbone's statistics)"),
+        (cfg.MODEL.NOUN_HEAD == 0 or (cfg.DATA.DATASET == "ek100" and cfg.MODEL.NOUN_HEAD > 0 and cfg.TRAIN.MODE != "knn"),
+         f"MODEL.NOUN_HEAD={cfg.MODEL.NOUN_HEAD}: an auxiliary noun head exists for ek100 in finetune or linear mode "
+         "only; set it to 0"),
         (0.0 <= cfg.DATA.VAL_FRACTION < 1.0, f"DATA.VAL_FRACTION must be in [0, 1), got {cfg.DATA.VAL_FRACTION}"),
         (cfg.DATA.VAL_FRACTION == 0.0 or cfg.TRAIN.MODE != "knn",
          "DATA.VAL_FRACTION needs a trained mode (finetune or linear); kNN has no epochs to validate"),

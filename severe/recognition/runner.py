@@ -17,13 +17,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 import yaml
 from fvcore.common.config import CfgNode
 
 from severe.checkpoints.convert import Converted
 from severe.checkpoints.weights import check_initialisation, SCRATCH_META, build_initialised_backbone, load_weights
 from severe.config import load_config, to_plain, find_config as _find_config
-from severe.data.registry import get_dataset
+from severe.data.readers.epic import read_epic_nouns
+from severe.data.registry import dataset_dir, get_dataset
 from severe.data.transforms import Normalization
 from severe.engine import (
     DistContext,
@@ -37,11 +40,11 @@ from severe.engine import (
     seed_everything,
 )
 from severe.engine.precise_bn import PreciseBN
-from severe.engine.trainer import LAST_CHECKPOINT, Trainer
+from severe.engine.trainer import LAST_CHECKPOINT, StepOutput, Trainer, TrainStep
 from severe.errors import SevereError
 from severe.io import atomic_write_json, atomic_write_text
 from severe.metrics.recognition import knn_votes, video_accuracy
-from severe.models import ARCHITECTURES, VideoClassifier, build_backbone, linear_head
+from severe.models import ARCHITECTURES, AuxiliaryHead, VideoClassifier, build_backbone, linear_head
 from severe.recognition.config import InitRule, flatten_settings, init_overrides, recognition_defaults, validate
 from severe.recognition.data import (ArrowOfTime, SplitData, carve_validation, clip_dataset, collect_failures,
                                      drop_short_videos, prepare_split)
@@ -104,9 +107,42 @@ def default_run_dir(cfg: CfgNode, method: str) -> Path:
 
 # ------------------------------------------------------------------------------------------- model
 
-def build_model(arch: str, weights: Converted | None, num_classes: int, head_init: str, dropout: float) -> VideoClassifier:
+def build_model(arch: str, weights: Converted | None, num_classes: int, head_init: str, dropout: float,
+                noun_classes: int = 0) -> VideoClassifier:
+    """Backbone + head: one linear classifier, or with ``noun_classes`` the verb + noun :class:`AuxiliaryHead`."""
     backbone = build_initialised_backbone(weights) if weights is not None else build_backbone(arch)
-    return VideoClassifier(backbone, linear_head(backbone.feature_dim, num_classes, init=head_init, dropout=dropout))
+    if noun_classes:
+        head = AuxiliaryHead(backbone.feature_dim, num_classes, noun_classes, init=head_init, dropout=dropout)
+    else:
+        head = linear_head(backbone.feature_dim, num_classes, init=head_init, dropout=dropout)
+    return VideoClassifier(backbone, head)
+
+
+def verb_noun_step(num_verbs: int, nouns: torch.Tensor) -> TrainStep:
+    """Training step of a model with an :class:`AuxiliaryHead`: the mean of the verb and the noun
+    cross-entropies (as EPIC's SlowFast); ``nouns[v]`` is the noun class of training video ``v``."""
+
+    def step(model, batch, device: torch.device, memory_format: torch.memory_format) -> StepOutput:
+        clips, verbs, videos = batch[0], batch[1], batch[2]
+        clips = clips.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        verbs, noun_targets = verbs.to(device, non_blocking=True), nouns[videos].to(device, non_blocking=True)
+        logits = model(clips).float()
+        verb_logits, noun_logits = logits[:, :num_verbs], logits[:, num_verbs:]
+        loss = (F.cross_entropy(verb_logits, verbs) + F.cross_entropy(noun_logits, noun_targets)) / 2
+        return StepOutput(loss, verbs.shape[0], {"top1": (verb_logits.argmax(1) == verbs).sum(),
+                                                 "noun_top1": (noun_logits.argmax(1) == noun_targets).sum()})
+
+    return step
+
+
+def _noun_labels(cfg: CfgNode, data_root: Path, train: SplitData) -> torch.Tensor:
+    """The noun class of every training entry (index = the dataset's video index); checked against NOUN_HEAD."""
+    nouns = read_epic_nouns(dataset_dir(data_root, cfg.DATA.DATASET), "train")
+    labels = torch.tensor([nouns[e.key] for e in train.entries], dtype=torch.long)
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < cfg.MODEL.NOUN_HEAD:
+        raise SevereError(f"EK-100 noun classes reach {int(labels.max())}, beyond MODEL.NOUN_HEAD={cfg.MODEL.NOUN_HEAD} "
+                          f"classes; set MODEL.NOUN_HEAD to the number of noun classes (300)")
+    return labels
 
 
 def _num_outputs(cfg: CfgNode) -> int:
@@ -144,7 +180,8 @@ def run(plan: Plan, data_root: Path, run_dir: Path, resume: bool = False, progre
     if cfg.DATA.VAL_FRACTION > 0:
         train, val = carve_validation(cfg.DATA.DATASET, data_root, train, fraction=cfg.DATA.VAL_FRACTION, seed=cfg.SEED,
                                       run_dir=run_dir if ctx.is_main else None)
-    model = build_model(meta["arch"], plan.weights, _num_outputs(cfg), cfg.MODEL.HEAD_INIT, cfg.MODEL.DROPOUT)
+    model = build_model(meta["arch"], plan.weights, _num_outputs(cfg), cfg.MODEL.HEAD_INIT, cfg.MODEL.DROPOUT,
+                        cfg.MODEL.NOUN_HEAD)
     extra: dict = {}
     if cfg.TRAIN.MODE == "knn":
         metrics, counts = _knn(model, cfg, data_root, train, test, norm, ctx, progress)
@@ -161,6 +198,7 @@ def run(plan: Plan, data_root: Path, run_dir: Path, resume: bool = False, progre
             compile=cfg.TRAIN.COMPILE, tensorboard=cfg.TRAIN.TENSORBOARD, progress=progress,
             checkpoint_every=cfg.TRAIN.CHECKPOINT_EVERY,
             val_fn=after_epoch, freeze_bn_stats=cfg.TRAIN.FREEZE_BN_STATS,
+            **({"step_fn": verb_noun_step(_num_outputs(cfg), _noun_labels(cfg, data_root, train))} if cfg.MODEL.NOUN_HEAD else {}),
         )
         history = trainer.fit(resume=resume)
         if val is not None:
@@ -287,7 +325,7 @@ def _deviations(cfg: CfgNode, train: SplitData, test: SplitData, counts: dict) -
         out.append(f"{len(train.missing)} train and {len(test.missing)} test entries excluded for missing media")
     if counts.get("test_failures"):
         out.append(f"{counts['test_failures']} undecodable test videos excluded (DATA.ALLOW_TEST_FAILURES)")
-    if cfg.DATA.DATASET == "ek100":
+    if cfg.DATA.DATASET == "ek100" and not cfg.MODEL.NOUN_HEAD:
         out.append("EK-100: verb head only (the original also trained an auxiliary noun head)")
     if cfg.TRAIN.AMP != "off":
         out.append(f"mixed precision {cfg.TRAIN.AMP} (the original trained in fp32)")
@@ -322,7 +360,7 @@ def retest_run(run_dir: Path, data_root: Path, progress: bool = True) -> dict:
     if ckpt["epoch"] + 1 != cfg.TRAIN.EPOCHS:
         raise SevereError(f"{run_dir}: training stopped after epoch {ckpt['epoch'] + 1} of {cfg.TRAIN.EPOCHS}; "
                           f"resume it first (same command with --resume)")
-    model = build_model(meta["arch"], None, _num_outputs(cfg), cfg.MODEL.HEAD_INIT, cfg.MODEL.DROPOUT)
+    model = build_model(meta["arch"], None, _num_outputs(cfg), cfg.MODEL.HEAD_INIT, cfg.MODEL.DROPOUT, cfg.MODEL.NOUN_HEAD)
     model.load_state_dict(ckpt["model"], strict=True)
     ctx = init_distributed()
     norm = input_normalization(cfg, meta)

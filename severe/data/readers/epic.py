@@ -162,6 +162,15 @@ def read_epic_split(dataset_dir: Path, split: str, *, num_classes: int | None = 
     out: list[VideoEntry] = []
     for s in segments:
         rel = epic_video_path(s.participant_id, s.video_id)
-        out.append(VideoEntry(path=rel, label=s.verb_class, key=f"{rel}#{s.narration_id}",
+        out.append(VideoEntry(path=rel, label=s.verb_class, key=_entry_key(s),
                               start_sec=s.start_sec, end_sec=s.stop_sec))
     return out
+
+
+def _entry_key(segment: EpicSegment) -> str:
+    return f"{epic_video_path(segment.participant_id, segment.video_id)}#{segment.narration_id}"
+
+
+def read_epic_nouns(dataset_dir: Path, split: str) -> dict[str, int]:
+    """``noun_class`` of every segment of ``split``, keyed like the entries of :func:`read_epic_split`."""
+    return {_entry_key(s): s.noun_class for s in read_epic_csv(dataset_dir / "annotations" / SPLIT_FILES[split])}
