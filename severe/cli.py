@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from typing import Callable
 
@@ -25,6 +26,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("severe.eval_cli", "evaluate detections offline with the reference semantics (ava)"),
     "run": ("severe.run_cli", "run one experiment: recognition, linear, test, ava, charades, repetition"),
 }
+
+
+def setup_logging() -> None:
+    """INFO-level logs with time and logger name on stderr (every entry point that runs work calls this)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def experiment_parser(prog: str, description: str, epilog: str, *, config_help: str,
+                      data_root_help: str = "data root (default: $SEVERE_DATA)") -> argparse.ArgumentParser:
+    """The options every ``CONFIG --init METHOD [--weights PATH] ... [KEY VALUE ...]`` entry point shares
+    (recognition and repetition counting)."""
+    from severe.checkpoints.methods import METHODS
+
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", metavar="CONFIG", help=config_help)
+    p.add_argument("overrides", metavar="KEY VALUE", nargs="*", help="config overrides")
+    p.add_argument("--init", required=True, metavar="METHOD",
+                   help=f"initialisation: scratch, or the method of --weights ({', '.join(METHODS)})")
+    p.add_argument("--weights", metavar="PATH", help="converted weights (severe convert) or the published checkpoint")
+    p.add_argument("--data-root", metavar="DIR", help=data_root_help)
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<experiment>/<method>/seed<SEED>)")
+    p.add_argument("--resume", action="store_true", help="continue an unfinished run in --out exactly where it stopped")
+    p.add_argument("--trust", action="store_true", help="allow unpickling Python objects in a raw checkpoint you trust")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    return p
 
 
 def _top_parser() -> argparse.ArgumentParser:

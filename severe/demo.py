@@ -23,6 +23,7 @@ import torch
 
 from severe.benchmark.launch import plan_jobs, run_local
 from severe.benchmark.suites import EXPERIMENTS, REPETITION_CONFIGS, SLOWFAST_CONFIGS, Experiment
+from severe.cli import setup_logging
 from severe.errors import SevereError
 from severe.io import atomic_torch_save
 
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="a reduced demo (fewer experiments, one epoch): used by the tests")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     result = run_demo(Path(args.out), quick=args.quick, progress=not args.no_progress)
     print(f"demo finished in {result['seconds']} s; report: {result['report']} (and report.csv, report.png)")
     return 0

@@ -11,8 +11,15 @@ from severe.errors import SevereError
 from severe.io import atomic_write_json
 from severe.provenance import provenance
 
-RESULTS_FILE = "results.json"
+RESULTS_FILE, RETEST_FILE = "results.json", "retest.json"
 SCHEMA_VERSION = 1
+
+
+def results_target(run_dir: Path) -> Path:
+    """Where testing a trained run writes its record: ``results.json`` when the run has none yet, else
+    ``retest.json`` (a finished record is never overwritten)."""
+    run_dir = Path(run_dir)
+    return run_dir / (RETEST_FILE if (run_dir / RESULTS_FILE).exists() else RESULTS_FILE)
 
 
 def prepare_run_dir(run_dir: Path, resume: bool) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ __all__ = [
 ]
 
 TASK_DATASET = {"ava": "ava", "charades": "charades"}  # TRAIN.DATASET -> registry dataset id
-CONFIG_FILE, INIT_FILE, RETEST_FILE = "config.yaml", "init.json", "retest.json"
+CONFIG_FILE, INIT_FILE = "config.yaml", "init.json"
 
 
 # ------------------------------------------------------------------------------------------- schemas
@@ -431,10 +430,6 @@ def task_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--trust", action="store_true", help="allow unpickling Python objects in a raw checkpoint you trust")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     return p
-
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
 def run_net_main(argv: list[str], prog: str = "run_net.py") -> int:

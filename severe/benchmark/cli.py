@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
 from severe.benchmark.launch import SlurmSettings, plan_jobs, run_local, submit_slurm
 from severe.benchmark.suites import SUITES, expand, route_overrides
 from severe.checkpoints.weights import check_initialisation
+from severe.cli import setup_logging
 from severe.data.registry import resolve_data_root
 
 EPILOG = "suites:\n" + "\n".join(f"  {name:<12} {', '.join(ids)}" for name, ids in SUITES.items()) + """
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     method = check_initialisation(args.init, args.weights)
     data_root = resolve_data_root(args.data_root)
     experiments = expand(args.suite, args.only)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from severe.slowfast_config import load_task_config, setup_logging, task_parser
+from severe.cli import setup_logging
+from severe.slowfast_config import load_task_config, task_parser
 
 
 def main(argv: list[str], prog: str = "severe run ava") -> int:

@@ -48,10 +48,9 @@ from severe.engine.trainer import Trainer
 from severe.errors import SevereError
 from severe.io import atomic_write_json
 from severe.metrics.ava import AvaRows, frame_map, read_boxes_csv, read_exclusions, read_labelmap, write_boxes_csv
-from severe.results import RESULTS_FILE, make_results, write_results
+from severe.results import RETEST_FILE, make_results, results_target
 from severe.slowfast_config import (
     start_task_run,
-    RETEST_FILE,
     InitPlan,
     load_trained_weights,
     solver_from_config,
@@ -219,7 +218,8 @@ def run(cfg: CfgNode, trust: bool = False, resume: bool = False, progress: bool 
         load_trained_weights(model, run_dir, cfg.SOLVER.MAX_EPOCH)
     if not cfg.TEST.ENABLE:
         return None
-    retest = not cfg.TRAIN.ENABLE and (run_dir / RESULTS_FILE).exists()
+    target = results_target(run_dir)  # a training run never has results yet (prepare_run_dir refuses them)
+    retest = target.name == RETEST_FILE
     metrics, counts = evaluate(model, cfg, ava_dir, meta, run_dir, ctx, progress,
                                detections_file=RETEST_DETECTIONS_FILE if retest else DETECTIONS_FILE)
     if not ctx.is_main:
@@ -229,10 +229,7 @@ def run(cfg: CfgNode, trust: bool = False, resume: bool = False, progress: bool 
         metrics=metrics, primary_metric="mAP", primary_value=round(100.0 * metrics["mAP"], 4), higher_is_better=True,
         seed=cfg.RNG_SEED, config=to_plain(cfg), data=counts, deviations=_deviations(method),
         extra={"init": meta, **extra})
-    if retest:
-        atomic_write_json(run_dir / RETEST_FILE, results)
-    else:
-        write_results(run_dir, results)
+    atomic_write_json(target, results)
     log.info("ava %s: frame-mAP@0.5 %.2f%% (%d keyframes) -> %s", method, results["primary"]["value"],
              counts["test"]["keyframes"], run_dir)
     return results

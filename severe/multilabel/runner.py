@@ -28,10 +28,9 @@ from severe.io import atomic_write_json
 from severe.models import VideoClassifier
 from severe.multilabel.data import CharadesDataset
 from severe.multilabel.model import build_multilabel_model
-from severe.results import RESULTS_FILE, make_results, write_results
+from severe.results import make_results, results_target
 from severe.slowfast_config import (
     start_task_run,
-    RETEST_FILE,
     InitPlan,
     load_trained_weights,
     solver_from_config,
@@ -149,10 +148,7 @@ def run(cfg: CfgNode, trust: bool = False, resume: bool = False, progress: bool 
         init_method=method, metrics=metrics, primary_metric="mAP", primary_value=round(100.0 * metrics["mAP"], 4),
         higher_is_better=True, seed=cfg.RNG_SEED, config=to_plain(cfg), data=counts,
         deviations=_deviations(cfg, method), extra={"init": meta, **extra})
-    if not cfg.TRAIN.ENABLE and (run_dir / RESULTS_FILE).exists():
-        atomic_write_json(run_dir / RETEST_FILE, results)
-    else:
-        write_results(run_dir, results)
+    atomic_write_json(results_target(run_dir), results)
     log.info("charades %s seed %d: mAP %.2f%% (%d videos) -> %s", method, cfg.RNG_SEED, results["primary"]["value"],
              counts["test_videos"], run_dir)
     return results

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
+from severe.cli import experiment_parser, setup_logging
 from severe.data.registry import resolve_data_root
 from severe.recognition.runner import CONFIG_DIR, default_run_dir, plan_run, run, retest_run
 
@@ -21,28 +21,12 @@ Multi-GPU: torchrun --nproc_per_node N finetune.py CONFIG ... (TRAIN.BATCH_SIZE 
 
 
 def _run_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", metavar="CONFIG", help="experiment config (path or name under ssl_benchmark/configs)")
-    p.add_argument("overrides", metavar="KEY VALUE", nargs="*", help="config overrides")
-    p.add_argument("--init", required=True, metavar="METHOD",
-                   help="initialisation: scratch, or the method of --weights (supervised, selavi, moco, video_moco, "
-                        "pretext_contrast, rspnet, avid_cma, ctp, tubelet_contrast, tclr, gdt)")
-    p.add_argument("--weights", metavar="PATH", help="converted weights (severe convert) or the published checkpoint")
-    p.add_argument("--data-root", metavar="DIR", help="data root (default: $SEVERE_DATA)")
-    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<experiment>/<method>/seed<SEED>)")
-    p.add_argument("--resume", action="store_true", help="continue an unfinished run in --out exactly where it stopped")
-    p.add_argument("--trust", action="store_true", help="allow unpickling Python objects in a raw checkpoint you trust")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    return p
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    return experiment_parser(prog, description, EPILOG,
+                             config_help="experiment config (path or name under ssl_benchmark/configs)")
 
 
 def _execute(args: argparse.Namespace, force: list[str]) -> int:
-    _setup_logging()
+    setup_logging()
     plan = plan_run(args.config, args.init, args.weights, args.overrides, trust=args.trust, force=force)
     data_root = resolve_data_root(args.data_root)
     out = Path(args.out) if args.out else default_run_dir(plan.cfg, plan.method)
@@ -83,7 +67,7 @@ def test_main(argv: list[str], prog: str = "test.py") -> int:
     p.add_argument("--data-root", metavar="DIR", help="data root (default: $SEVERE_DATA)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    _setup_logging()
+    setup_logging()
     record = retest_run(Path(args.run_dir), resolve_data_root(args.data_root), progress=not args.no_progress)
     print(json.dumps({"run_dir": args.run_dir, **{k: record["metrics"][k] for k in ("video_top1", "video_top5", "mean_class_accuracy")}}))
     return 0

@@ -48,7 +48,7 @@ from severe.models import ARCHITECTURES, AuxiliaryHead, VideoClassifier, build_b
 from severe.recognition.config import InitRule, flatten_settings, init_overrides, recognition_defaults, validate
 from severe.recognition.data import (ArrowOfTime, SplitData, carve_validation, clip_dataset, collect_failures,
                                      drop_short_videos, prepare_split)
-from severe.results import RESULTS_FILE, make_results, prepare_run_dir, write_results
+from severe.results import RESULTS_FILE, make_results, prepare_run_dir, results_target, write_results
 
 log = logging.getLogger("severe.recognition")
 
@@ -375,8 +375,7 @@ def retest_run(run_dir: Path, data_root: Path, progress: bool = True) -> dict:
         seed=cfg.SEED, config=to_plain(cfg), data={"test": test.record(), **counts}, deviations=[], extra={"init": meta},
     )
     if ctx.is_main:
-        target = run_dir / (RESULTS_FILE if not (run_dir / RESULTS_FILE).exists() else "retest.json")
-        atomic_write_json(target, record)
+        atomic_write_json(results_target(run_dir), record)
     return record
 
 

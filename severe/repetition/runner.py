@@ -44,7 +44,7 @@ from severe.repetition.inputs import InputBuilder
 from severe.repetition.model import RepetitionCounter
 from severe.repetition.segments import RepVideo, draw_train_items, item_summary, items_table, load_videos
 from severe.repetition.training import LAST_CHECKPOINT, RepetitionTrainer, StateMachine
-from severe.results import RESULTS_FILE, make_results, prepare_run_dir, write_results
+from severe.results import RESULTS_FILE, make_results, prepare_run_dir, results_target, write_results
 
 log = logging.getLogger("severe.repetition")
 
@@ -307,7 +307,7 @@ def retest_run(run_dir: Path, data_root: Path, progress: bool = True) -> dict:
                                   ctx, progress)
     record = _results(meta.get("method", "unknown"), cfg, metrics, {"test": test.record()}, {"init": meta}, [])
     if ctx.is_main:
-        target = run_dir / (RESULTS_FILE if not (run_dir / RESULTS_FILE).exists() else "retest.json")
+        target = results_target(run_dir)
         atomic_write_json(target, record)
         if target.name == RESULTS_FILE:
             _write_predictions(run_dir / PREDICTIONS_FILE, test.videos, per_video)
