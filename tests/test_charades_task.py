@@ -29,15 +29,6 @@ CHARADES_CFG = CONFIGS / "R2PLUS1D_18_32x8_112.yaml"
 TINY_CFG = CONFIGS / "TINY_SYNTHETIC.yaml"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these tiny convolutions gain nothing from two, and lose a lot when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("charades") / "data"

@@ -40,15 +40,6 @@ from severe.synth.annotations import write_ucfrep_mat
 from severe.synth.datasets import write_synthetic_root
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is ~10x faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------------------- metrics
 
 def test_metrics_by_hand():

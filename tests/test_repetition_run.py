@@ -53,15 +53,6 @@ def oracle(periods, calls=None):
     return score
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is ~10x faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------------------- counting procedure
 
 @pytest.mark.parametrize("period,count,extra", [

@@ -273,7 +273,6 @@ def test_action_cues_move_as_specified(seed):
 def _object_top(clip: np.ndarray) -> np.ndarray:
     """Height of the object's top edge above its rest position (frame 0 is at rest)."""
     changed = (clip != clip[0]).any(-1).any(-1)  # [T, H] rows with any change
-    rest_top = None
     heights = np.zeros(len(clip))
     rows = [np.flatnonzero(c) for c in changed]
     lowest = max(r.max() for r in rows if len(r))  # bottom of the vacated rest area
