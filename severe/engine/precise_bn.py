@@ -36,16 +36,13 @@ def update_bn_stats(model: nn.Module, batches: Iterable[Any], num_batches: int,
     if not bns:
         return 0
     model.train()
-    modes = [bn.training for bn in bns]
-    for bn in bns:
-        bn.training = True  # also BatchNorms pinned in eval mode
-    momenta = [bn.momentum for bn in bns]
+    modes, momenta = [bn.training for bn in bns], [bn.momentum for bn in bns]
     means = [torch.zeros_like(bn.running_mean) for bn in bns]
     variances = [torch.zeros_like(bn.running_var) for bn in bns]
-    for bn in bns:
-        bn.momentum = 1.0
     used = 0
     try:
+        for bn in bns:
+            bn.training, bn.momentum = True, 1.0  # also BatchNorms pinned in eval mode
         for i, batch in enumerate(itertools.islice(batches, num_batches)):
             forward(model, batch)
             for bn, mean, var in zip(bns, means, variances):

@@ -218,7 +218,7 @@ class Trainer:
                 self._save(epoch, history)
                 self.log.record("epoch", **record)
                 self.log.scalars({k: v for k, v in record.items() if k != "epoch"}, epoch, prefix="epoch/")
-                if isinstance(record.get("val"), dict):
+                if "val" in record:
                     self.log.scalars(record["val"], epoch, prefix="val/")
                 self.log.info(self._summary(record))
                 if stop_after_epoch is not None and epoch >= stop_after_epoch:
@@ -351,8 +351,6 @@ class Trainer:
     def _summary(self, record: dict) -> str:
         parts = [f"epoch {record['epoch'] + 1}/{self.epochs}", f"lr {record['lr']:.3g}"]
         parts += [f"{k} {v:.4f}" for k, v in record.items() if k.startswith("train_") and isinstance(v, float) and math.isfinite(v)]
-        if isinstance(record.get("val"), dict):
+        if "val" in record:  # val_fn returns a dict
             parts += [f"val_{k} {v:.4f}" if isinstance(v, float) else f"val_{k} {v}" for k, v in record["val"].items()]
-        elif "val" in record:
-            parts.append(f"val {record['val']}")
         return ", ".join(parts)

@@ -44,7 +44,6 @@ class AuxiliaryHead(nn.Module):
 
     def __init__(self, in_dim: int, num_main: int, num_aux: int, init: str = "default", dropout: float = 0.0) -> None:
         super().__init__()
-        self.num_main, self.num_aux = int(num_main), int(num_aux)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.main = linear_head(in_dim, num_main, init=init)
         self.aux = linear_head(in_dim, num_aux, init=init)

@@ -40,7 +40,7 @@ from severe.engine import (
     seed_everything,
 )
 from severe.engine.precise_bn import PreciseBN
-from severe.engine.trainer import LAST_CHECKPOINT, StepOutput, Trainer, TrainStep
+from severe.engine.trainer import LAST_CHECKPOINT, StepOutput, Trainer, TrainStep, classification_step
 from severe.errors import SevereError
 from severe.io import atomic_write_json, atomic_write_text
 from severe.metrics.recognition import knn_votes, video_accuracy
@@ -188,6 +188,8 @@ def run(plan: Plan, data_root: Path, run_dir: Path, resume: bool = False, progre
     else:
         train_ds = _train_dataset(cfg, data_root, train, norm)
         after_epoch = _after_epoch_hooks(cfg, data_root, train_ds, val, norm, ctx)
+        step = (verb_noun_step(_num_outputs(cfg), _noun_labels(cfg, data_root, train)) if cfg.MODEL.NOUN_HEAD
+                else classification_step)
         trainer = Trainer(
             model, train_ds, run_dir=run_dir, epochs=cfg.TRAIN.EPOCHS, global_batch_size=cfg.TRAIN.BATCH_SIZE,
             optimizer=OptimizerSpec(cfg.TRAIN.OPTIMIZER, weight_decay=cfg.TRAIN.WEIGHT_DECAY,
@@ -197,8 +199,7 @@ def run(plan: Plan, data_root: Path, run_dir: Path, resume: bool = False, progre
             accum_steps=cfg.TRAIN.ACCUM_STEPS, dist=ctx, amp=cfg.TRAIN.AMP, channels_last=cfg.TRAIN.CHANNELS_LAST,
             compile=cfg.TRAIN.COMPILE, tensorboard=cfg.TRAIN.TENSORBOARD, progress=progress,
             checkpoint_every=cfg.TRAIN.CHECKPOINT_EVERY,
-            val_fn=after_epoch, freeze_bn_stats=cfg.TRAIN.FREEZE_BN_STATS,
-            **({"step_fn": verb_noun_step(_num_outputs(cfg), _noun_labels(cfg, data_root, train))} if cfg.MODEL.NOUN_HEAD else {}),
+            val_fn=after_epoch, freeze_bn_stats=cfg.TRAIN.FREEZE_BN_STATS, step_fn=step,
         )
         history = trainer.fit(resume=resume)
         if val is not None:
