@@ -88,6 +88,9 @@ def test_init_exceptions_applied_from_the_method(moco_weights, tmp_path):
     (["domain/ucf101", "--init", "scratch", "TRAIN.MODE", "probe"], "TRAIN.MODE must be one of"),
     (["domain/ucf101", "--init", "scratch", "DATA.VAL_FRACTION", "1.0"], "DATA.VAL_FRACTION must be in"),
     (["linear/ucf101_knn", "--init", "scratch", "DATA.VAL_FRACTION", "0.1"], "kNN has no epochs"),
+    (["domain/ek100", "--init", "scratch", "DATA.TRAIN_SHORT_SIDE", "[320, 256]"], "DATA.TRAIN_SHORT_SIDE must be [] or [low, high]"),
+    (["linear/ucf101", "--init", "scratch", "TRAIN.FREEZE_BN_STATS", "True"], "apply to finetuning only"),
+    (["domain/ucf101", "--init", "scratch", "MODEL.ARCH", "resnet50"], "MODEL.ARCH 'resnet50' is not a registered"),
 ])
 def test_bad_runs_fail_with_one_line(args, words, capsys, monkeypatch):
     monkeypatch.delenv("SEVERE_DATA", raising=False)
