@@ -1,11 +1,215 @@
-"""Backbone architectures: torchvision layout, the TCLR variant, strict loading, heads."""
+"""Backbones: the registry and its contract (run over every registered architecture), torchvision layout,
+the TCLR variant, strict loading, heads, and the three task models on any backbone."""
+
+import dataclasses
+import math
 
 import pytest
 import torch
+from torch import nn
+from torchvision.ops import roi_align
 
+from severe.checkpoints import SCRATCH_META, Converted, build_initialised_backbone
+from severe.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from severe.detection.model import build_detection_model
 from severe.errors import SevereError
-from severe.models import VideoClassifier, backbone_key_shapes, build_backbone, linear_head, load_backbone_state
+from severe.models import (ARCHITECTURES, BACKBONES, VideoClassifier, backbone_key_shapes, build_backbone,
+                           check_backbone_contract, get_backbone_spec, linear_head, load_backbone_state,
+                           register_backbone)
+from severe.multilabel.model import build_multilabel_model
+from severe.repetition.model import RepetitionCounter
 
+
+class DummyBackbone(nn.Module):
+    """A patchify conv + BN: ``feature_dim`` 24 and strides 2 (time) / 4 (space), nothing like R(2+1)D-18."""
+
+    def __init__(self, dim: int = 24, temporal_stride: int = 2, spatial_stride: int = 4) -> None:
+        super().__init__()
+        kernel = (temporal_stride, spatial_stride, spatial_stride)
+        self.proj = nn.Conv3d(3, dim, kernel_size=kernel, stride=kernel)
+        self.norm = nn.BatchNorm3d(dim)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.norm(self.proj(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x).mean(dim=(2, 3, 4))
+
+
+DUMMY = "test_dummy_24d"
+ARCHS = [*BACKBONES, DUMMY]  # every architecture registered at collection time, plus the dummy
+
+
+@pytest.fixture(autouse=True, scope="module")
+def dummy_backbone():
+    register_backbone(DUMMY, DummyBackbone, feature_dim=24, temporal_stride=2, spatial_stride=4, default_frames=8,
+                      default_crop=32)
+    yield DUMMY
+    BACKBONES.pop(DUMMY)
+
+
+@pytest.fixture
+def registered():
+    """Register temporary architectures; removed after the test."""
+    names = []
+
+    def add(name, builder, **spec):
+        names.append(name)
+        return register_backbone(name, builder, **spec)
+
+    yield add
+    for name in names:
+        BACKBONES.pop(name, None)
+
+
+def tiny_clip_size(arch: str) -> tuple[int, int]:
+    """The smallest frames >= 8 and crop >= 32 that the architecture's strides divide."""
+    spec = get_backbone_spec(arch)
+    return spec.temporal_stride * math.ceil(8 / spec.temporal_stride), spec.spatial_stride * math.ceil(32 / spec.spatial_stride)
+
+
+# ------------------------------------------------------------------------------------------- registry + contract
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_registered_backbone_keeps_its_contract(arch):
+    torch.manual_seed(0)
+    backbone = build_backbone(arch)
+    spec = BACKBONES[arch]
+    assert backbone.arch == arch and backbone.spec is spec and backbone.feature_dim == spec.feature_dim
+    frames, crop = tiny_clip_size(arch)
+    pooled, fmap = check_backbone_contract(backbone, frames, crop, batch=2)
+    ts, ss = spec.temporal_stride, spec.spatial_stride
+    assert tuple(pooled) == (2, spec.feature_dim)
+    assert tuple(fmap) == (2, spec.feature_dim, frames // ts, crop // ss, crop // ss)
+    assert backbone.training  # the check ran in eval mode and restored the mode
+    assert len(spec.mean) == len(spec.std) == 3 and spec.default_frames % ts == 0 and spec.default_crop % ss == 0
+
+
+def test_builtin_specs_record_the_measured_strides():
+    got = {name: (s.family, s.feature_dim, s.temporal_stride, s.spatial_stride) for name, s in BACKBONES.items()
+           if name != DUMMY}
+    assert got == {"r2plus1d_18": ("r2plus1d", 512, 8, 16), "r2plus1d_18_tclr": ("r2plus1d", 512, 4, 16),
+                   "r3d_18": ("r3d", 512, 8, 16)}
+    for name in got:
+        spec = BACKBONES[name]
+        assert (spec.default_frames, spec.default_crop) == (32, 112)
+        assert spec.mean == IMAGENET_MEAN and spec.std == IMAGENET_STD
+        assert list(spec.mean) == SCRATCH_META["normalize"]["mean"] and list(spec.std) == SCRATCH_META["normalize"]["std"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        BACKBONES["r2plus1d_18"].feature_dim = 768
+
+
+def test_contract_checker_catches_wrong_dims_and_strides(registered):
+    registered("test_wrong_dim", DummyBackbone, feature_dim=32, temporal_stride=2, spatial_stride=4)
+    with pytest.raises(SevereError, match=r"forward on \(1, 3, 8, 32, 32\) gave \(1, 24\), expected \(1, 32\)"):
+        check_backbone_contract(build_backbone("test_wrong_dim"), 8, 32)
+    registered("test_wrong_stride", DummyBackbone, feature_dim=24, temporal_stride=2, spatial_stride=8)
+    with pytest.raises(SevereError, match=r"gave \(1, 24, 4, 8, 8\), expected \(1, 24, 4, 4, 4\).*spatial stride 8"):
+        check_backbone_contract(build_backbone("test_wrong_stride"), 8, 32)
+    with pytest.raises(SevereError, match="frames must be a multiple of 2 and crop of 4 .* got 7 and 32"):
+        check_backbone_contract(build_backbone(DUMMY), 7, 32)
+    registered("test_no_features", lambda: nn.Sequential(nn.Conv3d(3, 24, 1), nn.AdaptiveAvgPool3d(1), nn.Flatten()),
+               feature_dim=24, temporal_stride=1, spatial_stride=1)
+    with pytest.raises(SevereError, match="has no forward_features"):
+        check_backbone_contract(build_backbone("test_no_features"), 2, 4)
+
+
+def test_register_backbone_validates_its_spec(registered):
+    spec = registered("test_spec", DummyBackbone, feature_dim=24, temporal_stride=2, spatial_stride=4, mean=[0.5] * 3,
+                      std=(0.25, 0.25, 0.25))
+    assert spec is BACKBONES["test_spec"] and spec.family == "custom" and spec.builder is DummyBackbone
+    assert (spec.default_frames, spec.default_crop, spec.mean, spec.std) == (32, 112, (0.5,) * 3, (0.25,) * 3)
+    assert ARCHITECTURES["test_spec"] is DummyBackbone and "test_spec" in ARCHITECTURES
+    with pytest.raises(SevereError, match="'test_spec' is already registered"):
+        register_backbone("test_spec", DummyBackbone, feature_dim=24, temporal_stride=2, spatial_stride=4)
+    bad = [({"feature_dim": 0}, "feature_dim must be a positive integer, got 0"),
+           ({"temporal_stride": 1.5}, "temporal_stride must be a positive integer, got 1.5"),
+           ({"spatial_stride": None}, "spatial_stride must be a positive integer, got None"),
+           ({"mean": (0.5, 0.5)}, r"mean needs 3 values \(R, G, B\), got \[0.5, 0.5\]")]
+    for change, message in bad:
+        kwargs = {"feature_dim": 24, "temporal_stride": 2, "spatial_stride": 4, **change}
+        with pytest.raises(SevereError, match=message):
+            register_backbone("test_bad", DummyBackbone, **kwargs)
+        assert "test_bad" not in BACKBONES
+    with pytest.raises(TypeError):  # the dims are required: no silent 512 / stride-16 default
+        register_backbone("test_bad", DummyBackbone)
+
+
+def test_architectures_is_a_read_only_view_of_the_registry():
+    assert list(ARCHITECTURES) == list(BACKBONES) and len(ARCHITECTURES) == len(BACKBONES)
+    assert ARCHITECTURES[DUMMY] is DummyBackbone and ARCHITECTURES["r3d_18"] is BACKBONES["r3d_18"].builder
+    with pytest.raises(TypeError):
+        ARCHITECTURES["x"] = DummyBackbone
+
+
+def test_unknown_names_are_one_line_errors():
+    for call in (lambda: get_backbone_spec("resnet50"), lambda: build_backbone("resnet50")):
+        with pytest.raises(SevereError) as err:
+            call()
+        assert str(err.value).startswith("unknown architecture 'resnet50'; known: r2plus1d_18, r2plus1d_18_tclr, r3d_18")
+        assert "\n" not in str(err.value)
+    with pytest.raises(SevereError, match="needs an architecture name or weights"):
+        build_backbone(None)
+
+
+def test_a_builder_declaring_another_dim_is_refused(registered):
+    class Declares(DummyBackbone):
+        feature_dim = 24
+
+    registered("test_declares", Declares, feature_dim=48, temporal_stride=2, spatial_stride=4)
+    with pytest.raises(SevereError, match="declares feature_dim 24 but is registered with feature_dim 48"):
+        build_backbone("test_declares")
+
+
+# ------------------------------------------------------------------------------------------- weights
+
+def _weights(arch: str, seed: int, method: str = "moco") -> Converted:
+    torch.manual_seed(seed)
+    return Converted(build_backbone(arch).state_dict(), {"arch": arch, "method": method}, {})
+
+
+def test_build_backbone_loads_weights_of_their_own_arch_exactly():
+    weights = _weights(DUMMY, seed=1)
+    torch.manual_seed(2)
+    for backbone in (build_backbone(None, weights), build_backbone("", weights), build_backbone(DUMMY, weights),
+                     build_initialised_backbone(weights)):
+        assert backbone.arch == DUMMY and backbone.feature_dim == 24
+        state = backbone.state_dict()
+        assert list(state) == list(weights.state_dict)
+        assert all(torch.equal(state[k], v) for k, v in weights.state_dict.items())
+    scratch = build_initialised_backbone(None)
+    assert scratch.arch == SCRATCH_META["arch"] and scratch.spec is BACKBONES["r2plus1d_18"]
+
+
+def test_weights_of_another_arch_are_refused_in_one_line():
+    weights = _weights(DUMMY, seed=1, method="tclr")
+    with pytest.raises(SevereError) as err:
+        build_backbone("r3d_18", weights)
+    message = str(err.value)
+    assert message.startswith("architecture 'r3d_18' differs from the architecture of the 'tclr' weights (test_dummy_24d)")
+    assert "\n" not in message
+
+
+def test_strict_loading_refuses_missing_unexpected_and_misshapen_keys():
+    good = _weights(DUMMY, seed=1)
+    first = next(iter(good.state_dict))
+    missing = Converted({k: v for k, v in good.state_dict.items() if k != first}, good.meta, {})
+    extra = Converted({**good.state_dict, "fc.weight": torch.zeros(400, 512)}, good.meta, {})
+    reshaped = Converted({**good.state_dict, first: good.state_dict[first][:1]}, good.meta, {})
+    cases = [(missing, f"1 missing \\(e.g. {first}\\)"), (extra, r"1 unexpected \(e.g. fc.weight\)"),
+             (reshaped, f"1 with wrong shape \\(e.g. {first}: expected \\(24, 3, 2, 4, 4\\), found \\(1, 3, 2, 4, 4\\)")]
+    for weights, words in cases:
+        with pytest.raises(SevereError, match=f"weights of method 'moco' do not fit architecture {DUMMY}: {words}"):
+            build_backbone(None, weights)
+    backbone = build_backbone("r2plus1d_18")
+    state = backbone.state_dict()
+    del state["stem.0.weight"]
+    with pytest.raises(SevereError, match=r"weights do not fit architecture r2plus1d_18: 1 missing \(e.g. stem.0.weight\); "
+                                          r"1 unexpected \(e.g. fc.weight\)"):
+        load_backbone_state(backbone, {**state, "fc.weight": torch.zeros(400, 512)})
+
+
+# ------------------------------------------------------------------------------------------- torchvision layout
 
 def test_r2plus1d_keys_match_torchvision_without_fc():
     from torchvision.models.video import r2plus1d_18
@@ -28,16 +232,6 @@ def test_tclr_variant_layout():
     assert params == 31_505_787 - 512 * 400 - 400
 
 
-@pytest.mark.parametrize("arch,t_out", [("r2plus1d_18", 1), ("r2plus1d_18_tclr", 2), ("r3d_18", 1)])
-def test_forward_shapes_on_a_tiny_clip(arch, t_out):
-    torch.manual_seed(0)
-    backbone = build_backbone(arch).eval()
-    with torch.no_grad():
-        x = torch.randn(1, 3, 8, 32, 32)
-        assert backbone.forward_features(x).shape == (1, 512, t_out, 2, 2)
-        assert backbone(x).shape == (1, 512)
-
-
 def test_classifier_and_heads():
     torch.manual_seed(0)
     head = linear_head(512, 7, init="normal")
@@ -49,11 +243,66 @@ def test_classifier_and_heads():
         linear_head(512, 7, init="xavier")
 
 
-def test_unknown_arch_and_strict_load_errors():
-    with pytest.raises(SevereError, match="unknown architecture"):
-        build_backbone("resnet50")
-    backbone = build_backbone("r2plus1d_18")
-    state = backbone.state_dict()
-    state["fc.weight"] = torch.zeros(400, 512)
-    with pytest.raises(SevereError, match="1 unexpected"):
-        load_backbone_state(backbone, state)
+# ------------------------------------------------------------------------------------------- task models
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_detection_model_reads_dim_and_stride_from_the_backbone(arch):
+    torch.manual_seed(0)
+    spec = BACKBONES[arch]
+    model = build_detection_model(arch, num_classes=5, dropout=0.0).eval()
+    assert model.head.projection.in_features == spec.feature_dim
+    assert model.head.spatial_scale == 1.0 / spec.spatial_stride
+    frames, crop = tiny_clip_size(arch)
+    clips = torch.randn(2, 3, frames, crop, crop)
+    rois = torch.tensor([[0.0, 0, 0, crop, crop], [1.0, 4, 4, crop // 2, crop - 4]])
+    with torch.inference_mode():
+        feats = model.backbone.forward_features(clips)
+        manual = roi_align(feats.mean(dim=2), rois, (7, 7), 1.0 / spec.spatial_stride, 0, True).amax(dim=(2, 3))
+        torch.testing.assert_close(model.head.pool(feats, rois), manual)
+        probs = model(clips, rois)
+    assert probs.shape == (2, 5) and ((probs > 0) & (probs < 1)).all()
+
+
+def test_detection_spatial_scale_factor_must_match_the_backbone_stride():
+    """The runner passes DETECTION.SPATIAL_SCALE_FACTOR (16): R(2+1)D-18 keeps RoIAlign at 1/16, as before."""
+    assert build_detection_model("r2plus1d_18", spatial_scale_factor=16).head.spatial_scale == 1.0 / 16
+    assert build_detection_model(DUMMY, spatial_scale_factor=4).head.spatial_scale == 1.0 / 4
+    with pytest.raises(SevereError, match=f"DETECTION.SPATIAL_SCALE_FACTOR 16 does not match the spatial stride 4 of "
+                                          f"backbone '{DUMMY}'; set it to 4"):
+        build_detection_model(DUMMY, spatial_scale_factor=16)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_multilabel_model_reads_dim_from_the_backbone(arch):
+    torch.manual_seed(0)
+    model = build_multilabel_model(arch, num_classes=5, dropout=0.0).eval()
+    assert model.head.in_features == BACKBONES[arch].feature_dim
+    frames, crop = tiny_clip_size(arch)
+    x = torch.randn(2, 3, frames, crop, crop)
+    with torch.inference_mode():
+        out = model(x)
+        torch.testing.assert_close(out, model.head(model.backbone(x)))
+    assert out.shape == (2, 5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_repetition_counter_reads_dim_and_stride_from_the_backbone(arch):
+    torch.manual_seed(0)
+    spec = BACKBONES[arch]
+    crop = spec.spatial_stride  # 1 x 1 feature map: enough for the heads
+    backbone = build_backbone(arch).eval()
+    same = RepetitionCounter(backbone, 3, "same").eval()
+    split = RepetitionCounter(backbone, 3, "split").eval()
+    assert {same.cls_1.in_features, same.box_2.in_features, split.cls_2.in_features} == {spec.feature_dim}
+    x = torch.randn(2, 3, 2 * spec.temporal_stride, crop, crop)  # two feature-map time steps: one per stream
+    with torch.inference_mode():
+        for model in (same, split):
+            cls_1, box_1, cls_2, box_2 = model(x)
+            assert cls_1.shape == cls_2.shape == (2, 2, 3) and box_1.shape == box_2.shape == (2, 3)
+        fm = backbone.forward_features(x)
+        f1, f2 = split.stream_vectors(x)
+        torch.testing.assert_close(f1, fm[:, :, :1].mean(dim=(2, 3, 4)))
+        torch.testing.assert_close(f2, fm[:, :, 1:].mean(dim=(2, 3, 4)))
+        with pytest.raises(SevereError, match=f"got 1 for {spec.temporal_stride} input frames; use a multiple of "
+                                              f"{2 * spec.temporal_stride} frames per stream"):
+            split(x[:, :, : spec.temporal_stride])

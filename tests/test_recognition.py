@@ -14,7 +14,7 @@ from severe.config import load_config
 from severe.engine import load_checkpoint
 from severe.engine.trainer import Trainer
 from severe.errors import SevereError
-from severe.models import ARCHITECTURES, register_backbone
+from severe.models import BACKBONES, build_backbone, check_backbone_contract, register_backbone
 from severe.recognition.config import recognition_defaults, validate
 from severe.recognition.data import ArrowOfTime
 from severe.recognition.runner import CONFIG_DIR, build_model, plan_run, run, retest_run, verb_noun_step
@@ -145,15 +145,25 @@ class TinyMotionBackbone(torch.nn.Module):
             nn.Conv3d(16, 32, 3, stride=2, padding=1), nn.BatchNorm3d(32), nn.ReLU(),
             nn.Conv3d(32, 64, 1), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten())
 
+    def forward_features(self, x):  # frame differences keep T - 1 steps; the stride-2 conv halves them (ceil)
+        return self.net[:-2](x[:, :, 1:] - x[:, :, :-1])
+
     def forward(self, x):
         return self.net(x[:, :, 1:] - x[:, :, :-1])
 
 
+TINY_MOTION_SPEC = dict(feature_dim=64, temporal_stride=2, spatial_stride=2, default_frames=8, default_crop=32)
+
+
 @pytest.fixture()
 def tiny_motion_arch():
-    register_backbone(TinyMotionBackbone.arch, TinyMotionBackbone)
+    register_backbone(TinyMotionBackbone.arch, TinyMotionBackbone, **TINY_MOTION_SPEC)
     yield TinyMotionBackbone.arch
-    ARCHITECTURES.pop(TinyMotionBackbone.arch)
+    BACKBONES.pop(TinyMotionBackbone.arch)
+
+
+def test_the_tiny_backbone_keeps_the_contract(tiny_motion_arch):
+    assert check_backbone_contract(build_backbone(tiny_motion_arch), 8, 32) == ((1, 64), (1, 64, 4, 16, 16))
 
 
 def test_finetune_through_the_whole_pipeline_learns_well_above_chance(data_root, tiny_motion_arch, tmp_path):
@@ -167,7 +177,7 @@ def test_finetune_through_the_whole_pipeline_learns_well_above_chance(data_root,
     # seeds 100, 1, 2 give 0.7, 0.7, 1.0; the bound leaves room for another CPU's rounding to change the path
     assert res["metrics"]["video_top1"] >= 0.5 and res["metrics"]["mean_class_accuracy"] >= 0.5
     with pytest.raises(SevereError, match="already registered"):
-        register_backbone(tiny_motion_arch, TinyMotionBackbone)
+        register_backbone(tiny_motion_arch, TinyMotionBackbone, **TINY_MOTION_SPEC)
 
 
 def test_model_arch_is_checked(moco_weights):

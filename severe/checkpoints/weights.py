@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from torch import nn
+
 from severe.checkpoints.convert import Converted, convert_object, detect_method, method_spec
 from severe.checkpoints.loading import read_checkpoint
 from severe.errors import SevereError
 from severe.io import sha256_file
-from severe.models.backbones import ARCHITECTURES, VideoBackbone, build_backbone, load_backbone_state
+from severe.models.registry import BACKBONES, build_backbone
 
 SCRATCH_META = {"method": "scratch", "arch": "r2plus1d_18", "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
                 "channel_order": "RGB"}
@@ -49,8 +51,9 @@ def load_weights(path: str | Path, method: str | None = None, trust: bool = Fals
     obj = read_checkpoint(path, trust=trust)
     if is_converted(obj):
         meta = dict(obj["meta"])
-        if meta.get("arch") not in ARCHITECTURES:
-            raise SevereError(f"{path}: meta.arch '{meta.get('arch')}' is not a known architecture")
+        if meta.get("arch") not in BACKBONES:
+            raise SevereError(f"{path}: meta.arch '{meta.get('arch')}' is not a known architecture; known: "
+                              f"{', '.join(BACKBONES)}")
         if method is not None and method_spec(method).name != meta.get("method"):
             raise SevereError(f"{path} was converted from a '{meta.get('method')}' checkpoint, not '{method}'")
         return Converted(dict(obj["state_dict"]), meta, dict(meta.get("dropped", {})))
@@ -65,10 +68,6 @@ def load_weights(path: str | Path, method: str | None = None, trust: bool = Fals
     return converted
 
 
-def build_initialised_backbone(weights: Converted | None) -> VideoBackbone:
+def build_initialised_backbone(weights: Converted | None) -> nn.Module:
     """A backbone of ``weights.meta['arch']`` loaded strictly, or a scratch R(2+1)D-18 (seed first)."""
-    if weights is None:
-        return build_backbone(SCRATCH_META["arch"])
-    backbone = build_backbone(weights.meta["arch"])
-    load_backbone_state(backbone, weights.state_dict, source=f"weights of method '{weights.meta.get('method')}'")
-    return backbone
+    return build_backbone(SCRATCH_META["arch"] if weights is None else None, weights)

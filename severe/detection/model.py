@@ -1,10 +1,10 @@
-"""The AVA detector of tasks.md §1.1: R(2+1)D-18 trunk + RoI head.
+"""The AVA detector of tasks.md §1.1: a registered backbone (R(2+1)D-18 by default) + RoI head.
 
-RoI head: temporal average over **all** T' of the layer4 map (T' read from the map: 4 for 32 frames,
-8 for TCLR) -> ``torchvision.ops.roi_align`` (7 x 7, spatial scale 1/16, sampling ratio 0, aligned=True;
-an exact replacement for the detectron2 op PySlowFast used) -> MaxPool 7 -> dropout -> Linear(512, C)
--> sigmoid (also in training; the loss is BCE on probabilities). The linear layer keeps PyTorch's
-default initialisation, as the original wrapper did.
+RoI head: temporal average over **all** T' of the ``forward_features`` map (T' read from the map: 4 for
+32 frames, 8 for TCLR) -> ``torchvision.ops.roi_align`` (7 x 7, spatial scale 1 / the backbone's spatial
+stride = 1/16 for R(2+1)D-18, sampling ratio 0, aligned=True; an exact replacement for the detectron2 op
+PySlowFast used) -> MaxPool 7 -> dropout -> Linear(feature_dim, C) -> sigmoid (also in training; the loss
+is BCE on probabilities). The linear layer keeps PyTorch's default initialisation, as the original wrapper did.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
-from severe.checkpoints.weights import build_initialised_backbone
-from severe.models import FEATURE_DIM, VideoBackbone, build_backbone
+from severe.errors import SevereError
+from severe.models import build_backbone
 
 __all__ = ["RoIHead", "DetectionModel", "build_detection_model"]
 
 
 class RoIHead(nn.Module):
-    """Per-box action probabilities from a layer4 map ``[B, C, T', H', W']`` and rois ``[N, 5]``
+    """Per-box action probabilities from a feature map ``[B, C, T', H', W']`` and rois ``[N, 5]``
     (index of the clip in the batch, x1, y1, x2, y2 in input pixels)."""
 
-    def __init__(self, dim_in: int = FEATURE_DIM, num_classes: int = 80, resolution: int = 7,
+    def __init__(self, dim_in: int, num_classes: int = 80, resolution: int = 7,
                  spatial_scale: float = 1.0 / 16, dropout: float = 0.5) -> None:
         super().__init__()
         self.resolution = int(resolution)
@@ -44,9 +44,10 @@ class RoIHead(nn.Module):
 
 
 class DetectionModel(nn.Module):
-    """``backbone`` (stem..layer4) + ``head`` (:class:`RoIHead`); ``forward(clips, rois) -> [N, C]`` probabilities."""
+    """``backbone`` (its ``forward_features`` map) + ``head`` (:class:`RoIHead`);
+    ``forward(clips, rois) -> [N, C]`` probabilities."""
 
-    def __init__(self, backbone: VideoBackbone, head: RoIHead) -> None:
+    def __init__(self, backbone: nn.Module, head: RoIHead) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -55,9 +56,16 @@ class DetectionModel(nn.Module):
         return self.head(self.backbone.forward_features(clips), rois)
 
 
-def build_detection_model(arch: str, weights=None, *, num_classes: int = 80, resolution: int = 7,
-                          spatial_scale_factor: float = 16, dropout: float = 0.5) -> DetectionModel:
-    """The detector on initial ``weights`` (a ``Converted``; strict load) or a fresh ``arch`` backbone."""
-    backbone = build_initialised_backbone(weights) if weights is not None else build_backbone(arch)
-    head = RoIHead(backbone.feature_dim, num_classes, resolution, 1.0 / spatial_scale_factor, dropout)
+def build_detection_model(arch: str | None, weights=None, *, num_classes: int = 80, resolution: int = 7,
+                          spatial_scale_factor: float | None = None, dropout: float = 0.5) -> DetectionModel:
+    """The detector on initial ``weights`` (a ``Converted``; strict load) or a fresh ``arch`` backbone.
+
+    RoIAlign's scale is 1 / the backbone's spatial stride; ``spatial_scale_factor``
+    (DETECTION.SPATIAL_SCALE_FACTOR), when given, must equal that stride: another scale reads the wrong cells."""
+    backbone = build_backbone(arch, weights)
+    stride = backbone.spec.spatial_stride
+    if spatial_scale_factor is not None and spatial_scale_factor != stride:
+        raise SevereError(f"DETECTION.SPATIAL_SCALE_FACTOR {spatial_scale_factor:g} does not match the spatial stride "
+                          f"{stride} of backbone '{backbone.arch}'; set it to {stride}")
+    head = RoIHead(backbone.feature_dim, num_classes, resolution, 1.0 / stride, dropout)
     return DetectionModel(backbone, head)

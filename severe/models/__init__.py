@@ -1,24 +1,30 @@
-"""Backbones (R(2+1)D-18, its TCLR variant, R3D-18) and heads."""
+"""Backbones (R(2+1)D-18, its TCLR variant, R3D-18, or any registered one) and heads."""
 
-from severe.models.backbones import (
+from severe.models.backbones import VideoBackbone
+from severe.models.contract import check_backbone_contract
+from severe.models.heads import AuxiliaryHead, VideoClassifier, linear_head
+from severe.models.registry import (
     ARCHITECTURES,
-    FEATURE_DIM,
-    VideoBackbone,
+    BACKBONES,
+    BackboneSpec,
     backbone_key_shapes,
     build_backbone,
+    get_backbone_spec,
     load_backbone_state,
     register_backbone,
 )
-from severe.models.heads import AuxiliaryHead, VideoClassifier, linear_head
 
 __all__ = [
     "ARCHITECTURES",
     "AuxiliaryHead",
-    "FEATURE_DIM",
+    "BACKBONES",
+    "BackboneSpec",
     "VideoBackbone",
     "VideoClassifier",
     "backbone_key_shapes",
     "build_backbone",
+    "check_backbone_contract",
+    "get_backbone_spec",
     "linear_head",
     "load_backbone_state",
     "register_backbone",

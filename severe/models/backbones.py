@@ -1,21 +1,26 @@
-"""Video backbones: torchvision R(2+1)D-18, the TCLR layer4 variant, and R3D-18.
+"""Video backbones: torchvision R(2+1)D-18, the TCLR layer4 variant, and R3D-18, registered in
+:data:`severe.models.registry.BACKBONES`.
 
 A backbone is the network without its classifier: ``stem`` and ``layer1..layer4`` keep torchvision's
 module names, so its ``state_dict`` has exactly torchvision's keys without ``fc.*`` (the converted
-checkpoint format). ``forward`` returns the pooled 512-d feature; ``forward_features`` the layer4 map.
+checkpoint format). ``forward`` returns the pooled feature; ``forward_features`` the layer4 map.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 from torch import nn
 from torchvision.models.video import r2plus1d_18, r3d_18
 
-from severe.errors import SevereError
-
-FEATURE_DIM = 512
+from severe.models.registry import (  # noqa: F401  (re-exported: the former home of these names)
+    ARCHITECTURES,
+    BACKBONES,
+    backbone_key_shapes,
+    build_backbone,
+    get_backbone_spec,
+    load_backbone_state,
+    register_backbone,
+)
 
 
 class VideoBackbone(nn.Module):
@@ -24,13 +29,14 @@ class VideoBackbone(nn.Module):
     def __init__(self, arch: str, stem: nn.Module, layers: list[nn.Module]) -> None:
         super().__init__()
         self.arch = arch
-        self.feature_dim = FEATURE_DIM
+        self.spec = get_backbone_spec(arch)
+        self.feature_dim = self.spec.feature_dim
         self.stem = stem
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.avgpool = nn.AdaptiveAvgPool3d(1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """B x 3 x T x H x W clip -> B x 512 x T' x H/16 x W/16 layer4 feature map."""
+        """B x 3 x T x H x W clip -> B x D x T/ts x H/ss x W/ss layer4 map (strides of ``self.spec``)."""
         x = self.stem(x)
         x = self.layer1(x)
         x = self.layer2(x)
@@ -38,7 +44,7 @@ class VideoBackbone(nn.Module):
         return self.layer4(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """B x 3 x T x H x W clip -> B x 512 pooled feature."""
+        """B x 3 x T x H x W clip -> B x D pooled feature."""
         return self.avgpool(self.forward_features(x)).flatten(1)
 
 
@@ -66,56 +72,9 @@ def _r3d_18() -> VideoBackbone:
     return _from_torchvision("r3d_18", r3d_18(weights=None))
 
 
-# arch name -> builder. Weights are torchvision's default init, seeded by the caller's RNG.
-ARCHITECTURES: dict[str, Callable[[], VideoBackbone]] = {
-    "r2plus1d_18": _r2plus1d_18,
-    "r2plus1d_18_tclr": _r2plus1d_18_tclr,
-    "r3d_18": _r3d_18,
-}
-
-
-def register_backbone(name: str, builder: Callable[[], nn.Module]) -> None:
-    """Add an architecture for scratch runs (``MODEL.ARCH name``). ``builder()`` returns a module with
-    ``arch`` (= ``name``), ``feature_dim`` and ``forward``: B x 3 x T x H x W -> B x feature_dim."""
-    if name in ARCHITECTURES:
-        raise SevereError(f"architecture '{name}' is already registered; choose another name")
-    ARCHITECTURES[name] = builder
-
-
-def build_backbone(arch: str) -> VideoBackbone:
-    """Build a randomly initialised backbone (torchvision default init) of the named architecture."""
-    try:
-        return ARCHITECTURES[arch]()
-    except KeyError:
-        raise SevereError(f"unknown architecture '{arch}'; known: {', '.join(ARCHITECTURES)}") from None
-
-
-_KEY_CACHE: dict[str, dict[str, tuple[int, ...]]] = {}
-
-
-def backbone_key_shapes(arch: str) -> dict[str, tuple[int, ...]]:
-    """Ordered {key: shape} of the backbone state_dict (torchvision keys without ``fc.*``)."""
-    if arch not in _KEY_CACHE:
-        with torch.device("meta"):
-            sd = build_backbone(arch).state_dict()
-        _KEY_CACHE[arch] = {k: tuple(v.shape) for k, v in sd.items()}
-    return dict(_KEY_CACHE[arch])
-
-
-def load_backbone_state(backbone: VideoBackbone, state_dict: dict[str, torch.Tensor], source: str = "weights") -> None:
-    """Load weights strictly; any missing/unexpected key or shape difference is a SevereError."""
-    expected = backbone_key_shapes(backbone.arch)
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    wrong = [(k, expected[k], tuple(v.shape)) for k, v in state_dict.items() if k in expected and tuple(v.shape) != expected[k]]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            k, e, f = wrong[0]
-            parts.append(f"{len(wrong)} with wrong shape (e.g. {k}: expected {e}, found {f})")
-        raise SevereError(f"{source} do not fit architecture {backbone.arch}: " + "; ".join(parts))
-    backbone.load_state_dict(state_dict, strict=True)
+# Weights are torchvision's default init, seeded by the caller's RNG. Strides measured on a 32 x 64 x 64 clip:
+# layer4 maps of 4 x 4 x 4 (plain) and 8 x 4 x 4 (TCLR keeps time in layer4).
+register_backbone("r2plus1d_18", _r2plus1d_18, family="r2plus1d", feature_dim=512, temporal_stride=8, spatial_stride=16)
+register_backbone("r2plus1d_18_tclr", _r2plus1d_18_tclr, family="r2plus1d", feature_dim=512, temporal_stride=4,
+                  spatial_stride=16)
+register_backbone("r3d_18", _r3d_18, family="r3d", feature_dim=512, temporal_stride=8, spatial_stride=16)

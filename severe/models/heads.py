@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from severe.models.backbones import VideoBackbone
-
 
 def linear_head(in_dim: int, num_classes: int, init: str = "default", dropout: float = 0.0) -> nn.Module:
     """``Linear(in_dim, num_classes)`` (optionally after dropout).
@@ -24,10 +22,10 @@ def linear_head(in_dim: int, num_classes: int, init: str = "default", dropout: f
 
 
 class VideoClassifier(nn.Module):
-    """Backbone -> pooled 512-d feature -> head. ``backbone`` and ``head`` are the two parts a linear
-    probe freezes and trains respectively."""
+    """Backbone -> pooled ``backbone.feature_dim`` feature -> head. ``backbone`` and ``head`` are the two
+    parts a linear probe freezes and trains respectively."""
 
-    def __init__(self, backbone: VideoBackbone, head: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
