@@ -1,0 +1,63 @@
+"""ViT video backbones by name: ViT-B/16 of each family and tiny variants (same code, depth 2, width 64)
+for end-to-end tests.
+
+``VIT_ARCHS[name] = (builder, fields)``: ``builder(**overrides)`` returns the randomly initialised backbone
+(keyword overrides such as ``drop_path_rate`` or ``grad_checkpointing``); ``fields`` describe it for the
+backbone registry: family, feature_dim, temporal_stride (tubelet), spatial_stride, default_frames,
+default_crop and the input normalisation mean/std the family was trained with.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+from torch import nn
+
+from severe.models.clip_vit import CLIPVideoViT
+from severe.models.timesformer import TimeSformer
+from severe.models.videomae import VideoMAEViT
+from severe.models.vit_common import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
+
+BASE = dict(embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0)
+TINY = dict(embed_dim=64, depth=2, num_heads=4, mlp_ratio=4.0)
+TINY_CROP = 112
+
+
+def _builder(cls: type[nn.Module], arch: str, **fixed: Any) -> Callable[..., nn.Module]:
+    def build(**overrides: Any) -> nn.Module:
+        return cls(arch=arch, **{**fixed, **overrides})
+    build.__name__ = arch
+    build.__doc__ = f"Randomly initialised {arch} ({cls.__name__}); keyword arguments override the defaults."
+    return build
+
+
+def _fields(family: str, dim: int, tubelet: int, frames: int, crop: int, mean: tuple, std: tuple) -> dict[str, Any]:
+    return dict(family=family, feature_dim=dim, temporal_stride=tubelet, spatial_stride=16, default_frames=frames,
+                default_crop=crop, mean=mean, std=std)
+
+
+def _table() -> dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]]:
+    table = {}
+    for size, shape, crop in (("b", BASE, 224), ("tiny", TINY, TINY_CROP)):
+        dim = shape["embed_dim"]
+        table[f"vit_{size}_videomae"] = (_builder(VideoMAEViT, f"vit_{size}_videomae", tubelet=2, **shape),
+                                         _fields("videomae", dim, 2, 16, crop, IMAGENET_MEAN, IMAGENET_STD))
+        # UMT single-modality / video-text vision encoder: VideoMAE layout with tubelet 1, 8 frames
+        table[f"vit_{size}_umt"] = (_builder(VideoMAEViT, f"vit_{size}_umt", tubelet=1, **shape),
+                                    _fields("videomae", dim, 1, 8, crop, IMAGENET_MEAN, IMAGENET_STD))
+        table[f"vit_{size}_timesformer"] = (
+            _builder(TimeSformer, f"vit_{size}_timesformer", img_size=crop, num_frames=8, **shape),
+            _fields("timesformer", dim, 1, 8, crop, KINETICS_MEAN, KINETICS_STD))
+        table[f"vit_{size}_clip"] = (
+            _builder(CLIPVideoViT, f"vit_{size}_clip", tubelet=1, img_size=crop, num_frames=8, **shape),
+            _fields("clip", dim, 1, 8, crop, CLIP_MEAN, CLIP_STD))
+    return table
+
+
+VIT_ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = _table()
+
+
+def build_vit(name: str, **overrides: Any) -> nn.Module:
+    """Build the named ViT backbone (KeyError for an unknown name; the registry reports user mistakes)."""
+    return VIT_ARCHS[name][0](**overrides)
