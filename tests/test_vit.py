@@ -16,7 +16,7 @@ from severe.models.clip_vit import CLIPVideoViT
 from severe.models.timesformer import TimeSformer
 from severe.models.videomae import VideoMAEViT
 from severe.models.vit import VIT_ARCHS, build_vit
-from severe.models.vit_common import sinusoid_table
+from severe.models.vit_common import sincos_3d_table, sinusoid_table
 
 TINY = dict(embed_dim=32, depth=2, num_heads=4, mlp_ratio=2.0)
 TOL = dict(rtol=1e-9, atol=1e-9)
@@ -91,14 +91,34 @@ def published_sinusoid(n, d):
     return torch.tensor(table, dtype=torch.float32).double()
 
 
-def ref_videomae(sd, x, heads, tubelet):
+def np_sincos_1d(d, pos):
+    omega = np.arange(d // 2, dtype=np.float64) / (d / 2.0)
+    out = np.einsum("m,d->md", pos.reshape(-1), 1.0 / 10000 ** omega)
+    return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+
+def published_sincos_3d(t, h, w, d):
+    """MVD's get_3d_sincos_pos_embed, transcribed (meshgrid with w first; here H and W may differ)."""
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=0)
+    ds = d // 4 * 3
+    spatial = np.concatenate([np_sincos_1d(ds // 2, grid[0]), np_sincos_1d(ds // 2, grid[1])], axis=1)
+    temporal = np_sincos_1d(d // 4, np.arange(t, dtype=np.float32))
+    table = np.concatenate([np.repeat(temporal[:, None], h * w, axis=1), np.repeat(spatial[None], t, axis=0)], -1)
+    return torch.tensor(table.reshape(-1, d), dtype=torch.float32).double()
+
+
+def ref_videomae(sd, x, heads, tubelet, table="sinusoid_1d"):
     """Returns (pooled B x D, map B x D x T' x H' x W')."""
     pooled, maps = [], []
     for xb in x:
         toks = patch_tokens(xb, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], tubelet)
         keys = sorted(toks)  # (t, i, j) lexicographic = t-major
         z = torch.stack([toks[k] for k in keys])
-        z = z + published_sinusoid(len(keys), z.shape[1])
+        t_, h_, w_ = (max(k[a] for k in keys) + 1 for a in range(3))
+        if table == "sincos_3d":
+            z = z + published_sincos_3d(t_, h_, w_, z.shape[1])
+        else:
+            z = z + published_sinusoid(len(keys), z.shape[1])
         i = 0
         while f"blocks.{i}.norm1.weight" in sd:
             p = lambda n: sd[f"blocks.{i}.{n}"]  # noqa: E731
@@ -110,7 +130,6 @@ def ref_videomae(sd, x, heads, tubelet):
             z = z + gelu(h @ p("mlp.fc1.weight").T + p("mlp.fc1.bias")) @ p("mlp.fc2.weight").T + p("mlp.fc2.bias")
             i += 1
         pooled.append(ln(z.mean(0), sd["fc_norm.weight"], sd["fc_norm.bias"], 1e-6))
-        t_, h_, w_ = (max(k[a] for k in keys) + 1 for a in range(3))
         fmap = torch.zeros(z.shape[1], t_, h_, w_, dtype=z.dtype)
         for n, (t, a, b) in enumerate(keys):
             fmap[:, t, a, b] = z[n]
@@ -228,6 +247,12 @@ def test_videomae_matches_reference(tubelet, shape):
     check_against(model, ref_videomae, clip_input(*shape), heads=4, tubelet=tubelet)
 
 
+@pytest.mark.parametrize("shape", [(4, 32, 32), (2, 48, 32)])
+def test_mvd_table_matches_reference(shape):
+    model = randomised(VideoMAEViT(pos_table="sincos_3d", **TINY))
+    check_against(model, ref_videomae, clip_input(*shape), heads=4, tubelet=2, table="sincos_3d")
+
+
 @pytest.mark.parametrize("shape", [(4, 32, 32), (2, 48, 32), (6, 16, 48)])
 def test_timesformer_matches_reference(shape):
     """Position grid 2x2 and 4 frames: equal grid, then resized space/time (nearest) both ways."""
@@ -322,6 +347,21 @@ def test_sinusoid_table_hand_computed_entries():
     torch.testing.assert_close(sinusoid_table(784, 768), table[:, :784], rtol=0, atol=0)
 
 
+def test_sincos_3d_table_hand_computed_entries():
+    table = sincos_3d_table((8, 14, 14), 768)
+    assert table.shape == (1, 1568, 768) and table.dtype == torch.float32
+    t, i, j = 3, 5, 9  # token (t, row i, column j) sits at t*196 + i*14 + j
+    row = table[0, t * 196 + i * 14 + j]
+    # temporal part: 192 channels, frequency index k at channels k (sin) and 96 + k (cos)
+    assert row[1].item() == pytest.approx(math.sin(t / 10000 ** (1 / 96)), abs=1e-7)
+    assert row[96 + 1].item() == pytest.approx(math.cos(t / 10000 ** (1 / 96)), abs=1e-7)
+    # spatial part: 288 channels for the column j, then 288 for the row i (each 144 sin + 144 cos)
+    assert row[192 + 2].item() == pytest.approx(math.sin(j / 10000 ** (2 / 144)), abs=1e-7)
+    assert row[192 + 144 + 2].item() == pytest.approx(math.cos(j / 10000 ** (2 / 144)), abs=1e-7)
+    assert row[480 + 7].item() == pytest.approx(math.sin(i / 10000 ** (7 / 144)), abs=1e-7)
+    assert row[480 + 144 + 7].item() == pytest.approx(math.cos(i / 10000 ** (7 / 144)), abs=1e-7)
+
+
 # ---------------------------------------------------------------- full-size models: published key names
 
 def meta_state(name):
@@ -342,6 +382,7 @@ def test_videomae_base_keys():
     assert sum(math.prod(s) for s in sd.values()) == 86_227_200  # 86.23 M
     assert model.blocks[0].norm1.eps == model.fc_norm.eps == 1e-6
     assert meta_state("vit_b_umt")[0]["patch_embed.proj.weight"] == (768, 3, 1, 16, 16)
+    assert meta_state("vit_b_mvd")[0] == sd  # MVD's table is generated, not a parameter
 
 
 def test_timesformer_base_keys():
@@ -373,6 +414,7 @@ def test_clip_base_keys():
 def test_arch_table_fields():
     expected = {"vit_b_videomae": ("videomae", 2, 16, (0.485, 0.456, 0.406)),
                 "vit_b_umt": ("videomae", 1, 8, (0.485, 0.456, 0.406)),
+                "vit_b_mvd": ("videomae", 2, 16, (0.485, 0.456, 0.406)),
                 "vit_b_timesformer": ("timesformer", 1, 8, (0.45, 0.45, 0.45)),
                 "vit_b_clip": ("clip", 1, 8, (0.48145466, 0.4578275, 0.40821073))}
     for name, (family, stride, frames, mean) in expected.items():
@@ -389,3 +431,8 @@ def test_full_size_single_forward():
     with torch.no_grad():
         out = model(torch.randn(1, 3, 2, 32, 32))
     assert out.shape == (1, 768) and torch.isfinite(out).all()
+
+
+def test_position_tables_bit_equal_to_the_published_functions_at_full_size():
+    assert torch.equal(sinusoid_table(1568, 768)[0].double(), published_sinusoid(1568, 768))
+    assert torch.equal(sincos_3d_table((8, 14, 14), 768)[0].double(), published_sincos_3d(8, 14, 14, 768))

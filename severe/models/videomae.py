@@ -1,6 +1,7 @@
 """VideoMAE-style ViT (VideoMAE, MVD, MGMAE, MME, EVEREST, SIGMA, UMT): joint space-time attention over
-Conv3d tubelet tokens in (t h w) order, a fixed 1-D sinusoid position table generated for the actual token
-count, q/v-only attention biases and mean pooling followed by ``fc_norm``.
+Conv3d tubelet tokens in (t h w) order, a fixed position table generated for the actual token grid (VideoMAE's
+1-D sinusoid over the flattened token index, or MVD's 3-D sin-cos), q/v-only attention biases and mean
+pooling followed by ``fc_norm``.
 
 Module names equal the published VideoMAE finetuning keys (``patch_embed.proj``, ``blocks.i.attn.q_bias``,
 ``fc_norm`` ...); the position table is not a parameter, exactly as in those checkpoints.
@@ -20,11 +21,13 @@ from severe.models.vit_common import (
     grid_to_map,
     multihead_attention,
     run_blocks,
+    sincos_3d_table,
     sinusoid_table,
     trunc_normal_init,
 )
 
 LN_EPS = 1e-6
+POSITION_TABLES = ("sinusoid_1d", "sincos_3d")
 
 
 class TubeletEmbed(nn.Module):
@@ -88,9 +91,13 @@ class VideoMAEViT(nn.Module):
 
     def __init__(self, arch: str = "vit_b_videomae", embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
                  mlp_ratio: float = 4.0, tubelet: int = 2, patch_size: int = 16, qkv_bias: bool = True,
-                 drop_path_rate: float = 0.0, grad_checkpointing: bool = False) -> None:
+                 drop_path_rate: float = 0.0, grad_checkpointing: bool = False,
+                 pos_table: str = "sinusoid_1d") -> None:
         super().__init__()
+        if pos_table not in POSITION_TABLES:
+            raise ValueError(f"pos_table must be one of {POSITION_TABLES}, got {pos_table!r}")
         self.arch = arch
+        self.pos_table = pos_table
         self.feature_dim = embed_dim
         self.tubelet, self.patch_size = tubelet, patch_size
         self.grad_checkpointing = grad_checkpointing
@@ -100,11 +107,18 @@ class VideoMAEViT(nn.Module):
         self.fc_norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
         self.apply(trunc_normal_init)
 
+    def position_table(self, grid: tuple[int, int, int], device: torch.device | None = None,
+                       dtype: torch.dtype | None = None) -> torch.Tensor:
+        """1 x N x D fixed position table for a (T', H', W') token grid."""
+        if self.pos_table == "sincos_3d":
+            return sincos_3d_table(grid, self.feature_dim, device, dtype)
+        return sinusoid_table(grid[0] * grid[1] * grid[2], self.feature_dim, device, dtype)
+
     def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """Clip -> (B x N x D output tokens of the last block, (T', H', W') grid)."""
         grid = check_clip(x, self.arch, self.tubelet, self.patch_size)
         x = self.patch_embed(x)
-        x = x + sinusoid_table(x.shape[1], x.shape[2], x.device, x.dtype)
+        x = x + self.position_table(grid, x.device, x.dtype)
         return run_blocks(self.blocks, x, self.grad_checkpointing), grid
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

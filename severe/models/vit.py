@@ -43,6 +43,9 @@ def _table() -> dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]]:
         dim = shape["embed_dim"]
         table[f"vit_{size}_videomae"] = (_builder(VideoMAEViT, f"vit_{size}_videomae", tubelet=2, **shape),
                                          _fields("videomae", dim, 2, 16, crop, IMAGENET_MEAN, IMAGENET_STD))
+        # MVD: the same network with its 3-D sin-cos position table
+        table[f"vit_{size}_mvd"] = (_builder(VideoMAEViT, f"vit_{size}_mvd", tubelet=2, pos_table="sincos_3d", **shape),
+                                    _fields("videomae", dim, 2, 16, crop, IMAGENET_MEAN, IMAGENET_STD))
         # UMT single-modality / video-text vision encoder: VideoMAE layout with tubelet 1, 8 frames
         table[f"vit_{size}_umt"] = (_builder(VideoMAEViT, f"vit_{size}_umt", tubelet=1, **shape),
                                     _fields("videomae", dim, 1, 8, crop, IMAGENET_MEAN, IMAGENET_STD))

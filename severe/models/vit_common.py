@@ -101,6 +101,34 @@ def sinusoid_table(n: int, dim: int, device: torch.device | None = None, dtype: 
     return _sinusoid_table_cpu(n, dim).to(device=device, dtype=dtype)
 
 
+def _sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """len(pos) x dim: [sin(pos * w_k), cos(pos * w_k)] with w_k = 10000^(-k / (dim/2)), k < dim/2 (float64)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+    angle = pos.to(torch.float64)[:, None] * omega[None]
+    return torch.cat((torch.sin(angle), torch.cos(angle)), 1)
+
+
+@lru_cache(maxsize=16)
+def _sincos_3d_cpu(t: int, h: int, w: int, dim: int) -> torch.Tensor:
+    if dim % 8:
+        raise SevereError(f"the 3-D sin-cos position table needs a width divisible by 8, got {dim}")
+    temporal = _sincos_1d(dim // 4, torch.arange(t))  # T x D/4
+    spatial_dim = dim // 4 * 3
+    jj = torch.arange(w).repeat(h)  # column index of position i*W + j
+    ii = torch.arange(h).repeat_interleave(w)  # row index
+    spatial = torch.cat((_sincos_1d(spatial_dim // 2, jj), _sincos_1d(spatial_dim // 2, ii)), 1)  # HW x 3D/4
+    table = torch.cat((temporal[:, None].expand(t, h * w, -1), spatial[None].expand(t, h * w, -1)), 2)
+    return table.reshape(1, t * h * w, dim).to(torch.float32)
+
+
+def sincos_3d_table(grid: tuple[int, int, int], dim: int, device: torch.device | None = None,
+                    dtype: torch.dtype | None = None) -> torch.Tensor:
+    """1 x T*H*W x dim fixed table in (t h w) order (MVD): the first dim/4 channels encode t, the next
+    3dim/8 the column j, the last 3dim/8 the row i, each as [sin(p w_k), cos(p w_k)] with
+    w_k = 10000^(-k/(n/2)) for an n-channel part; computed in float64, stored as float32, cast to ``dtype``."""
+    return _sincos_3d_cpu(*grid, dim).to(device=device, dtype=dtype)
+
+
 def trunc_normal_init(module: nn.Module) -> None:
     """timm ViT init: Linear weights truncated normal (std 0.02, cut at +-2), zero biases; LayerNorm 1/0."""
     if isinstance(module, nn.Linear):
