@@ -71,6 +71,9 @@ class Transformer(nn.Module):
         self.resblocks = nn.ModuleList(ResidualAttentionBlock(dim, num_heads, mlp_ratio, p)
                                        for p in drop_path_rates(drop_path_rate, depth))
 
+    def forward(self, x: torch.Tensor, grad_checkpointing: bool = False) -> torch.Tensor:
+        return run_blocks(self.resblocks, x, grad_checkpointing)
+
 
 class CLIPVideoViT(nn.Module):
     """``forward``: B x 3 x T x H x W -> B x D = ``ln_post`` of the class token.
@@ -123,7 +126,7 @@ class CLIPVideoViT(nn.Module):
         x = (x + pos).flatten(1, 3)
         cls = (self.class_embedding + self.positional_embedding[0]).to(x.dtype).expand(x.shape[0], 1, -1)
         x = self.ln_pre(torch.cat((cls, x), 1))
-        x = run_blocks(self.transformer.resblocks, x, self.grad_checkpointing)
+        x = self.transformer(x, self.grad_checkpointing)
         return self.ln_post(x), grid
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Per-frame Conv2d patches, a cls token, learned spatial (``pos_embed``, with a cls slot) and temporal
 (``time_embed``) position embeddings, both resized by nearest interpolation when the input grid differs from
-the one they were sized for. Each block: temporal attention over the frames of every patch -> ``temporal_fc``
+the one they were sized for (the original tests the token count instead of the grid; the two differ only for
+a non-square grid with as many patches as the square one). Each block: temporal attention over the frames of every patch -> ``temporal_fc``
 -> residual; spatial attention within each frame with the cls token copied to every frame and its outputs
 averaged back; MLP. Patch tokens are kept in (h w t) order. Pooled feature = ``norm`` of the cls token.
 Module names equal the published TimeSformer/SVT keys (``blocks.i.temporal_fc``, ``time_embed`` ...).
