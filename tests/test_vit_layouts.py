@@ -228,3 +228,75 @@ def test_wrong_layout_is_a_one_line_error():
     raw = {f"backbone.{k}": v for k, v in backbone("vit_tiny_timesformer").items()}
     with pytest.raises(SevereError, match="not a viclip checkpoint: no 'conv1.weight'"):
         LAYOUTS["viclip"](raw, arch="vit_tiny_clip")
+
+
+# ---------------------------------------------------------------- Hugging Face transformers naming
+
+def to_hf_videomae(sd: dict[str, torch.Tensor], pretraining: bool) -> dict[str, torch.Tensor]:
+    """Our VideoMAE names -> transformers' (VideoMAEFor*): qkv split into query/key/value."""
+    block = {"norm1": "layernorm_before", "norm2": "layernorm_after", "attn.proj": "attention.output.dense",
+             "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense", "attn": "attention.attention"}
+    out = {}
+    for key, value in sd.items():
+        if key.startswith("patch_embed.proj."):
+            out["videomae.embeddings.patch_embeddings.projection." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("fc_norm."):
+            if not pretraining:
+                out[key] = value
+        elif key.endswith("attn.qkv.weight"):
+            i = key.split(".")[1]
+            for name, chunk in zip(("query", "key", "value"), value.chunk(3)):
+                out[f"videomae.encoder.layer.{i}.attention.attention.{name}.weight"] = chunk
+        else:
+            _, i, rest = key.split(".", 2)  # blocks.<i>.<module>.<param>; q_bias/v_bias are params of attn
+            module, _, param = rest.rpartition(".")
+            out[f"videomae.encoder.layer.{i}.{block[module]}.{param}"] = value
+    return out
+
+
+def test_hf_videomae_pretraining_and_finetuned():
+    sd = backbone("vit_tiny_videomae")
+    raw = to_hf_videomae(sd, pretraining=True)
+    assert "videomae.encoder.layer.1.attention.attention.q_bias" in raw
+    assert "videomae.encoder.layer.0.layernorm_before.weight" in raw and "videomae.encoder.layer.1.output.dense.bias" in raw
+    raw.update({"videomae.layernorm.weight": torch.randn(64), "videomae.layernorm.bias": torch.randn(64)})
+    raw.update(junk("decoder.decoder_layers.0.attention.attention.query.weight", "decoder.decoder_pred.weight",
+                    "encoder_to_decoder.weight", "mask_token"))
+    mapped = LAYOUTS["hf_videomae"](raw, arch="vit_tiny_videomae")
+    for key, value in encoder_part(sd).items():
+        assert torch.equal(mapped.state_dict[key], value), key
+    assert mapped.fresh == {"fc_norm.weight": "ones", "fc_norm.bias": "zeros"}
+    assert mapped.dropped == {"decoder": 2, "encoder_to_decoder": 1, "mask_token": 1, "videomae.layernorm": 2}
+    raw = to_hf_videomae(sd, pretraining=False) | junk("classifier.weight", "classifier.bias")
+    mapped = LAYOUTS["hf_videomae"](raw, arch="vit_tiny_videomae")
+    assert all(torch.equal(mapped.state_dict[k], v) for k, v in sd.items())
+    assert mapped.fresh == {} and mapped.dropped == {"classifier": 2}
+    raw["videomae.encoder.layer.0.attention.attention.key.bias"] = torch.randn(64)
+    with pytest.raises(SevereError, match="full key bias"):
+        LAYOUTS["hf_videomae"](raw, arch="vit_tiny_videomae")
+
+
+def test_hf_timesformer():
+    sd = backbone("vit_tiny_timesformer")
+    block = {"norm1": "layernorm_before", "norm2": "layernorm_after", "attn.qkv": "attention.attention.qkv",
+             "attn.proj": "attention.output.dense", "temporal_norm1": "temporal_layernorm",
+             "temporal_attn.qkv": "temporal_attention.attention.qkv",
+             "temporal_attn.proj": "temporal_attention.output.dense", "temporal_fc": "temporal_dense",
+             "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}
+    top = {"cls_token": "embeddings.cls_token", "pos_embed": "embeddings.position_embeddings",
+           "time_embed": "embeddings.time_embeddings", "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+           "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias", "norm.weight": "layernorm.weight",
+           "norm.bias": "layernorm.bias"}
+    names = {}
+    for key in sd:
+        if key in top:
+            names[key] = "timesformer." + top[key]
+        else:
+            _, i, rest = key.split(".", 2)
+            module, _, param = rest.rpartition(".")
+            names[key] = f"timesformer.encoder.layer.{i}.{block[module]}.{param}"
+    raw = {names[k]: v for k, v in sd.items()} | junk("classifier.weight", "classifier.bias")
+    mapped = LAYOUTS["hf_timesformer"](raw, arch="vit_tiny_timesformer")
+    assert_kept(mapped, raw, names)
+    assert mapped.dropped == {"classifier": 2}
+    loads_strictly(mapped, "vit_tiny_timesformer")

@@ -264,9 +264,104 @@ def clip(tensors: Tensors, arch: str = "vit_b_clip") -> Mapped:
     return _map_clip_vision(vision, arch, "clip", prefix, dropped)
 
 
+# ----------------------------------------------------------------------------- Hugging Face transformers naming
+
+_L = r"encoder\.layer\.(\d+)\."
+_HF_VIDEOMAE = [(re.compile(p), r) for p, r in [
+    (r"embeddings\.patch_embeddings\.projection\.(.+)", r"patch_embed.proj.\1"),
+    (_L + r"attention\.attention\.(q_bias|v_bias)", r"blocks.\1.attn.\2"),
+    (_L + r"attention\.output\.dense\.(.+)", r"blocks.\1.attn.proj.\2"),
+    (_L + r"layernorm_before\.(.+)", r"blocks.\1.norm1.\2"),
+    (_L + r"layernorm_after\.(.+)", r"blocks.\1.norm2.\2"),
+    (_L + r"intermediate\.dense\.(.+)", r"blocks.\1.mlp.fc1.\2"),
+    (_L + r"output\.dense\.(.+)", r"blocks.\1.mlp.fc2.\2"),
+    (r"layernorm\.(.+)", r"norm.\1"),
+    (r"classifier\.(.+)", r"head.\1"),
+]]
+_HF_QKV = re.compile(_L + r"attention\.attention\.(query|key|value)\.(weight|bias)")
+
+_HF_TIMESFORMER = [(re.compile(p), r) for p, r in [
+    (r"embeddings\.cls_token", "cls_token"),
+    (r"embeddings\.position_embeddings", "pos_embed"),
+    (r"embeddings\.time_embeddings", "time_embed"),
+    (r"embeddings\.patch_embeddings\.projection\.(.+)", r"patch_embed.proj.\1"),
+    (_L + r"attention\.attention\.qkv\.(.+)", r"blocks.\1.attn.qkv.\2"),
+    (_L + r"attention\.output\.dense\.(.+)", r"blocks.\1.attn.proj.\2"),
+    (_L + r"temporal_attention\.attention\.qkv\.(.+)", r"blocks.\1.temporal_attn.qkv.\2"),
+    (_L + r"temporal_attention\.output\.dense\.(.+)", r"blocks.\1.temporal_attn.proj.\2"),
+    (_L + r"temporal_layernorm\.(.+)", r"blocks.\1.temporal_norm1.\2"),
+    (_L + r"temporal_dense\.(.+)", r"blocks.\1.temporal_fc.\2"),
+    (_L + r"layernorm_before\.(.+)", r"blocks.\1.norm1.\2"),
+    (_L + r"layernorm_after\.(.+)", r"blocks.\1.norm2.\2"),
+    (_L + r"intermediate\.dense\.(.+)", r"blocks.\1.mlp.fc1.\2"),
+    (_L + r"output\.dense\.(.+)", r"blocks.\1.mlp.fc2.\2"),
+    (r"layernorm\.(.+)", r"norm.\1"),
+    (r"classifier\.(.+)", r"head.\1"),
+]]
+
+
+def _hf_rename(tensors: Tensors, model_prefix: str, rules) -> dict[str, torch.Tensor]:
+    """Strip ``model_prefix`` (``videomae.``/``timesformer.``, absent in a bare ``*Model`` file) and rename
+    by the first fully matching rule; other names are returned unchanged."""
+    out = {}
+    for key, value in tensors.items():
+        name = key[len(model_prefix):] if key.startswith(model_prefix) else key
+        for pattern, repl in rules:
+            if pattern.fullmatch(name):
+                name = pattern.sub(repl, name)
+                break
+        out[name] = value
+    return out
+
+
+def hf_videomae(tensors: Tensors, arch: str = "vit_b_videomae") -> Mapped:
+    """``transformers`` VideoMAE (``VideoMAEModel``, ``VideoMAEForPreTraining``, ``...ForVideoClassification``):
+    query/key/value weights are concatenated back into ``qkv`` (exact); ``videomae.layernorm`` of a pretraining
+    model is dropped and ``fc_norm`` starts fresh, as for the original layout; decoder and classifier dropped."""
+    renamed = _hf_rename(tensors, "videomae.", _HF_VIDEOMAE)
+    if "patch_embed.proj.weight" not in renamed:
+        raise SevereError("not a Hugging Face VideoMAE state dict: no 'videomae.embeddings.patch_embeddings."
+                          f"projection.weight' (first keys: {', '.join(list(tensors)[:4])})")
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key in [k for k in renamed if _HF_QKV.fullmatch(k)]:
+        layer, which, kind = _HF_QKV.fullmatch(key).groups()
+        if kind == "bias":
+            raise SevereError(f"hf videomae: '{key}' is a full {which} bias; the architecture has q_bias/v_bias only")
+        parts.setdefault(layer, {})[which] = renamed.pop(key)
+    for layer, qkv in parts.items():
+        if set(qkv) != {"query", "key", "value"}:
+            raise SevereError(f"hf videomae: layer {layer} has only {sorted(qkv)} of query/key/value weights")
+        renamed[f"blocks.{layer}.attn.qkv.weight"] = torch.cat([qkv["query"], qkv["key"], qkv["value"]])
+    inner, dropped = {}, Counter()
+    for key, value in renamed.items():
+        if key.startswith(("decoder.", "encoder_to_decoder.")) or key == "mask_token":
+            dropped[key.split(".")[0]] += 1
+        elif key.startswith(("head.", "norm.")):
+            dropped["classifier" if key.startswith("head.") else "videomae.layernorm"] += 1
+        else:
+            inner[key] = value
+    return _map_videomae_encoder(inner, arch, "hf videomae", "", dropped, "sinusoid_1d")
+
+
+def hf_timesformer(tensors: Tensors, arch: str = "vit_b_timesformer") -> Mapped:
+    """``transformers`` TimeSformer (``TimesformerModel`` / ``...ForVideoClassification``); classifier dropped."""
+    renamed = _hf_rename(tensors, "timesformer.", _HF_TIMESFORMER)
+    if "patch_embed.proj.weight" not in renamed:
+        raise SevereError("not a Hugging Face TimeSformer state dict: no 'timesformer.embeddings.patch_embeddings."
+                          f"projection.weight' (first keys: {', '.join(list(tensors)[:4])})")
+    kept, dropped = {}, Counter()
+    for key, value in renamed.items():
+        if key.startswith("head."):
+            dropped["classifier"] += 1
+        else:
+            kept[key] = value
+    return Mapped(_verify(kept, arch, "hf timesformer"), dict(sorted(dropped.items())), {})
+
+
 # method -> layout function (raw tensors, arch=...) -> Mapped
 LAYOUTS: dict[str, Callable[..., Mapped]] = {
     "videomae": videomae, "supervised_vit": partial(videomae, layout="supervised_vit"),
     "sigma": partial(videomae, layout="sigma"), "everest": partial(videomae, layout="everest"),
     "mgmae": mgmae, "mvd": mvd, "mme": mme, "umt": umt, "svt": svt, "viclip": viclip, "clip": clip,
+    "hf_videomae": hf_videomae, "hf_timesformer": hf_timesformer,
 }

@@ -9,7 +9,6 @@ default_crop and the input normalisation mean/std the family was trained with.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Callable
 
 from torch import nn
