@@ -16,6 +16,8 @@ from severe.models.clip_vit import CLIPVideoViT
 from severe.models.timesformer import TimeSformer
 from severe.models.videomae import VideoMAEViT
 from severe.models.vit import VIT_ARCHS, build_vit
+from severe.models.contract import check_backbone_contract
+from severe.models.registry import BackboneSpec
 from severe.models.vit_common import sincos_3d_table, sinusoid_table
 
 TINY = dict(embed_dim=32, depth=2, num_heads=4, mlp_ratio=2.0)
@@ -423,6 +425,16 @@ def test_arch_table_fields():
         assert fields["feature_dim"] == 768 and fields["spatial_stride"] == 16 and fields["default_crop"] == 224
         tiny = VIT_ARCHS[name.replace("vit_b_", "vit_tiny_")][1]
         assert tiny["family"] == family and tiny["temporal_stride"] == stride and tiny["feature_dim"] == 64
+
+
+@pytest.mark.parametrize("name", TINY_NAMES)
+def test_registry_fields_satisfy_the_backbone_contract(name):
+    """The fields are register_backbone's keyword arguments, and the module honours the spec they make."""
+    builder, fields = VIT_ARCHS[name]
+    model = builder()
+    model.spec = BackboneSpec(name=name, builder=builder, **fields)
+    frames = 2 * fields["temporal_stride"]
+    assert check_backbone_contract(model, frames=frames, crop=32, batch=2) == ((2, 64), (2, 64, 2, 2, 2))
 
 
 def test_full_size_single_forward():

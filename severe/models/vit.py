@@ -16,7 +16,8 @@ from torch import nn
 from severe.models.clip_vit import CLIPVideoViT
 from severe.models.timesformer import TimeSformer
 from severe.models.videomae import VideoMAEViT
-from severe.models.vit_common import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
+from severe.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from severe.models.vit_common import CLIP_MEAN, CLIP_STD, KINETICS_MEAN, KINETICS_STD
 
 BASE = dict(embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0)
 TINY = dict(embed_dim=64, depth=2, num_heads=4, mlp_ratio=4.0)

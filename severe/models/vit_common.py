@@ -13,8 +13,6 @@ from torch.utils.checkpoint import checkpoint
 
 from severe.errors import SevereError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
