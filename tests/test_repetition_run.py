@@ -345,7 +345,7 @@ def test_two_processes_train_and_count_like_one(data_root, tmp_path, tiny_trunk)
     ckpt = load_checkpoint(run / "checkpoint_last.pt")
     assert ckpt["setup"]["world_size"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])
     # 9 items in batches of 4: the last batch (1 item) cannot be shared by 2 processes and is dropped
-    assert [r["items"] for r in ckpt["history"]] == [8, 8]
+    assert [r["samples"] for r in ckpt["history"]] == [8, 8]
     # the sharded count over 2 processes equals a single-process re-test of the same weights
     single = runner.retest_run(run, data_root, progress=False)
     assert single["metrics"] == json.loads((run / "results.json").read_text())["metrics"]
