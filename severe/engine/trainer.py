@@ -2,7 +2,7 @@
 
 One ``Trainer`` owns one run directory:
   checkpoint_last.pt   model (bare state dict), optimiser, scaler, schedule, epoch, RNG states, history
-  checkpoint_eNNN.pt   optional periodic copies (``checkpoint_every``)
+  checkpoint_eNNN.pt   optional model weights of every ``checkpoint_every``-th epoch (epoch + model only)
   metrics.jsonl        append-only JSON lines: start/resume/epoch/error events
   train.log            append-only console log
   tensorboard/         optional
@@ -129,7 +129,8 @@ class BatchStep:
 
 
 class TrainLoader(Protocol):
-    """A training loader: ``len`` batches per epoch, ``for_epoch(e)`` the iterable of epoch ``e`` (EpochLoader)."""
+    """A training loader (like ``EpochLoader``): ``for_epoch(e)`` gives epoch ``e``'s batches for this
+    process, an iterable with ``len``; ``len(loader)`` is that number (the same every epoch)."""
 
     def __len__(self) -> int: ...
 
@@ -207,7 +208,9 @@ class Trainer:
         self.checkpoint_every, self.log_every, self.progress = checkpoint_every, log_every, progress
         self.head_names = tuple(head_names)
         # 1. per-process batch: decided before any loader exists (a custom loader splits its own batches)
-        self.batch_per_process = per_process_batch(global_batch_size, self.ctx.world_size, accum_steps) if loader is None else None
+        self.batch_per_process = None
+        if loader is None:
+            self.batch_per_process = per_process_batch(global_batch_size, self.ctx.world_size, accum_steps)
         # 2. device, determinism and speed flags
         self.runtime = resolve_runtime(self.ctx.device, amp, channels_last, compile)
         determinism = configure_determinism(self.ctx.device, deterministic)
@@ -434,7 +437,7 @@ class Trainer:
             payload = self._checkpoint_payload(epoch, history)
             save_checkpoint(self.checkpoint_path, payload)
             if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
-                save_checkpoint(self.run_dir / f"checkpoint_e{epoch:03d}.pt", payload)
+                save_checkpoint(self.run_dir / f"checkpoint_e{epoch:03d}.pt", {"epoch": epoch, "model": payload["model"]})
         if self.ctx.is_distributed:
             torch.distributed.barrier()
 
@@ -465,7 +468,8 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         if self.multi_step:
             if "step_state" not in ckpt:
-                raise SevereError(f"cannot resume {self.checkpoint_path}: it was not written by a run whose step takes its own optimiser steps")
+                raise SevereError(f"cannot resume {self.checkpoint_path}: it was written by a run whose step did not "
+                                  "take its own optimiser steps; start a new run directory")
             self.step_fn.load_state_dict(ckpt["step_state"])
         restore_rng_state(ckpt["rng"])
         return int(ckpt["epoch"]) + 1, list(ckpt["history"])
