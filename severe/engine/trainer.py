@@ -85,7 +85,7 @@ class StepOutput:
 TrainStep = Callable[[nn.Module, Any, torch.device, torch.memory_format], StepOutput]
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepContext:
     """What the trainer hands a ``BatchStep`` for one batch.
 
