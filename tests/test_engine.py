@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from severe.engine import (
+    BatchStep,
     ConstantLR,
     DistContext,
     EpochLoader,
@@ -131,7 +132,8 @@ def test_learns_synthetic_task_and_writes_run_dir(tmp_path):
     assert events == ["start", "epoch", "epoch", "epoch"]
     assert (tmp_path / "run" / "train.log").read_text().count("epoch ") >= 3
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
-    assert load_checkpoint(tmp_path / "run" / "checkpoint_e001.pt")["epoch"] == 1  # periodic copy (every 2)
+    periodic = load_checkpoint(tmp_path / "run" / "checkpoint_e001.pt")  # model weights of every 2nd epoch
+    assert periodic["epoch"] == 1 and set(periodic) == {"format", "epoch", "model"}
     assert not (tmp_path / "run" / "checkpoint_e002.pt").exists()
     restored = TinyNet()
     load_model_weights(restored, tmp_path / "run" / "checkpoint_last.pt")
@@ -280,6 +282,116 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
     assert sha256_file(ckpt) == digest
     assert load_checkpoint(ckpt)["epoch"] == 0
     assert read_jsonl(tmp_path / "run" / "metrics.jsonl")[-1]["kind"] == "nonfinite_loss"
+
+
+# ------------------------------------------------------------------- several optimiser steps per batch
+class ListLoader:
+    """A custom TrainLoader: the same fixed batches every epoch."""
+
+    def __init__(self, batches) -> None:
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def for_epoch(self, epoch):
+        return self.batches
+
+
+class TwoSGDSteps(BatchStep):
+    """Two optimiser steps on the batch's squared error."""
+
+    def __call__(self, net, batch, ctx):
+        x, t = batch
+        for _ in range(2):
+            ctx.optimize(((net(x) - t) ** 2).mean())
+        return {"items": len(x)}
+
+    def epoch_record(self, sums):
+        return {"samples": int(sums["items"])}
+
+
+def test_batch_step_takes_two_sgd_steps_per_batch_by_hand(tmp_path):
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    x, t = torch.tensor([[1.0]]), torch.tensor([[4.0]])
+    trainer = Trainer(model, torch.utils.data.TensorDataset(x, t), run_dir=tmp_path / "run", epochs=2, global_batch_size=1,
+                      optimizer=OptimizerSpec("sgd", momentum=0.0), schedule=MultiStepLR(0.25, [1], 0.5), seed=0,
+                      step_fn=TwoSGDSteps(), loader=ListLoader([(x, t)]), progress=False, console=False)
+    history = trainer.fit()
+    # loss (w - 4)^2, gradient 2 (w - 4); epoch 0 at lr 0.25: w 0 -> 2 -> 3; epoch 1 at lr 0.125: 3 -> 3.25 -> 3.4375
+    assert model.weight.item() == 3.4375
+    assert load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["model"]["weight"].item() == 3.4375
+    assert [(h["lr"], h["iterations"], h["samples"]) for h in history] == [(0.25, 1, 1), (0.125, 1, 1)]
+    with pytest.raises(SevereError, match="accum_steps must be 1"):
+        Trainer(nn.Linear(1, 1), [0], run_dir=tmp_path / "other", epochs=1, global_batch_size=1, accum_steps=2,
+                optimizer=OptimizerSpec("sgd"), schedule=ConstantLR(0.1), seed=0, step_fn=TwoSGDSteps(), loader=ListLoader([]))
+
+
+class ForwardAndReversed(BatchStep):
+    """Two steps per batch (cross-entropy on the clips, then on the time-reversed clips); counts every
+    optimiser step of the run (state saved with the checkpoint). ``poison`` = (epoch, iteration, step)
+    whose loss becomes NaN."""
+
+    def __init__(self, poison=None) -> None:
+        self.poison, self.total = poison, 0
+
+    def __call__(self, net, batch, ctx):
+        clips, labels = batch[0].to(ctx.device), batch[1].to(ctx.device)
+        loss_sum = 0.0
+        for k, x in enumerate((clips, clips.flip(2))):
+            with ctx.autocast():
+                loss = nn.functional.cross_entropy(net(x), labels)
+            if (ctx.epoch, ctx.iteration, k) == self.poison:
+                loss = loss * float("nan")
+            ctx.optimize(loss)
+            self.total += 1
+            loss_sum += loss.item() * len(labels)
+        return {"loss": loss_sum, "items": len(labels), "noise": float(np.random.rand())}  # global RNG: seeded per epoch
+
+    def epoch_record(self, sums):
+        return {"samples": int(sums["items"]), "train_loss": sums["loss"] / (2 * sums["items"]), "noise": sums["noise"],
+                "steps_so_far": self.total}
+
+    def state_dict(self):
+        return {"total": self.total}
+
+    def load_state_dict(self, state):
+        self.total = state["total"]
+
+
+def test_multi_step_resume_is_bit_identical_and_checks_extra_settings(tmp_path):
+    common = dict(epochs=3, schedule=RelativeStepsLR(0.05, [0, 2], [1.0, 0.1], warmup_epochs=1, warmup_start_lr=0.001),
+                  setup_extra={"task_setting": "a"})
+    full = make_trainer(tmp_path / "full", step_fn=ForwardAndReversed(), **common)
+    full.fit()
+    make_trainer(tmp_path / "split", step_fn=ForwardAndReversed(), **common).fit(stop_after_epoch=0)
+    seed_everything(12345)  # a fresh process
+    second = make_trainer(tmp_path / "split", model=TinyNet(), step_fn=ForwardAndReversed(), **common)
+    history = second.fit(resume=True)
+    assert [h["steps_so_far"] for h in history] == [12, 24, 36]  # 6 batches x 2 steps per epoch, state restored
+    for name, tensor in full.model.state_dict().items():
+        assert torch.equal(tensor, second.model.state_dict()[name]), name
+    assert epoch_lines(tmp_path / "full") == epoch_lines(tmp_path / "split")
+    assert load_checkpoint(tmp_path / "split" / "checkpoint_last.pt")["setup"]["task_setting"] == "a"
+    with pytest.raises(SevereError, match="setting 'task_setting' was 'a' and is now 'b'"):
+        make_trainer(tmp_path / "split", step_fn=ForwardAndReversed(), **{**common, "setup_extra": {"task_setting": "b"}}).fit(resume=True)
+    with pytest.raises(SevereError, match=r"setup_extra: keys \['seed'\] are the trainer's own"):
+        make_trainer(tmp_path / "other", step_fn=ForwardAndReversed(), setup_extra={"seed": 1})
+
+
+def test_nan_in_a_later_optimiser_step_stops_and_keeps_last_checkpoint(tmp_path):
+    make_trainer(tmp_path / "run", step_fn=ForwardAndReversed()).fit(stop_after_epoch=0)
+    ckpt = tmp_path / "run" / "checkpoint_last.pt"
+    digest = sha256_file(ckpt)
+    trainer = make_trainer(tmp_path / "run", step_fn=ForwardAndReversed(poison=(1, 2, 1)))
+    with pytest.raises(SevereError, match=r"^non-finite loss at epoch 1 \(0-based\), iteration 2 of 6, optimiser step 1 "
+                                          r"\(0-based\) of the batch \(loss on this process: nan\).*left untouched[^\n]*$"):
+        trainer.fit(resume=True)
+    assert trainer.step_fn.total == 12 + 5  # the 2nd step of the 3rd batch was refused
+    assert sha256_file(ckpt) == digest and load_checkpoint(ckpt)["epoch"] == 0
+    error = read_jsonl(tmp_path / "run" / "metrics.jsonl")[-1]
+    assert (error["kind"], error["epoch"], error["iteration"], error["inner_step"]) == ("nonfinite_loss", 1, 2, 1)
 
 
 def test_learning_rate_is_set_every_iteration(tmp_path):

@@ -294,6 +294,47 @@ def test_resume_ends_with_the_same_weights(data_root, tmp_path, tiny_trunk):
     assert resumed["metrics"] == full_res["metrics"]
 
 
+def test_trainer_resume_checks_the_repetition_settings_and_stops_on_a_nonfinite_inner_step(data_root, tmp_path):
+    from severe.io import sha256_file
+    from severe.repetition.data import TrainSegments
+    from severe.repetition.model import RepetitionCounter
+    from severe.repetition.segments import draw_train_items, load_videos
+    from severe.repetition.training import RepetitionTrainer, StateMachine
+
+    folder = data_root / "ucfrep"
+    train, _, _ = load_videos(folder, "train")
+    ds = TrainSegments(folder, train, draw_train_items(train, 1, 30, seed=0), size=16, seed=0)
+
+    def trainer(items_sha256="a", max_batches=2, lr=1e-4, inner=2):
+        torch.manual_seed(0)
+        return RepetitionTrainer(RepetitionCounter(_tiny_backbone()), ds, run_dir=tmp_path / "run",
+                                 builder=InputBuilder(Normalization(), 4), machine=StateMachine(max_inner_steps=inner),
+                                 epochs=2, batch_size=3, lr=lr, weight_decay=0.0, seed=0, max_batches=max_batches,
+                                 progress=False, console=False, items_sha256=items_sha256)
+
+    first = trainer()
+    assert first.fit(stop_after_epoch=0)[0]["iterations"] == 2  # 9 items in batches of 3, at most 2 batches
+    ckpt = tmp_path / "run" / "checkpoint_last.pt"
+    digest = sha256_file(ckpt)
+    for kwargs, key in (({"items_sha256": "b"}, "items_sha256"), ({"max_batches": 3}, "max_batches"),
+                        ({"lr": 1e-3}, "schedule"), ({"inner": 3}, "settings")):
+        with pytest.raises(SevereError, match=f"cannot resume .*setting '{key}' was"):
+            trainer(**kwargs).fit(resume=True)
+    poisoned = trainer()
+    forward = poisoned.net.forward
+    calls = []
+
+    def nan_on_the_second_step(x):  # the 2nd inner step of epoch 1's first batch
+        calls.append(1)
+        out = forward(x)
+        return tuple(o * float("nan") for o in out) if len(calls) == 2 else out
+
+    poisoned.net.forward = nan_on_the_second_step
+    with pytest.raises(SevereError, match=r"non-finite loss at epoch 1 \(0-based\), iteration 0 of 2, optimiser step 1 "):
+        poisoned.fit(resume=True)
+    assert sha256_file(ckpt) == digest and load_checkpoint(ckpt)["epoch"] == 0
+
+
 def test_tclr_convention_from_the_checkpoint(tmp_path):
     path = tmp_path / "tclr.pth"
     write_synthetic_checkpoint("tclr", path, dtype=torch.float16)
@@ -345,7 +386,7 @@ def test_two_processes_train_and_count_like_one(data_root, tmp_path, tiny_trunk)
     ckpt = load_checkpoint(run / "checkpoint_last.pt")
     assert ckpt["setup"]["world_size"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])
     # 9 items in batches of 4: the last batch (1 item) cannot be shared by 2 processes and is dropped
-    assert [r["items"] for r in ckpt["history"]] == [8, 8]
+    assert [r["samples"] for r in ckpt["history"]] == [8, 8]
     # the sharded count over 2 processes equals a single-process re-test of the same weights
     single = runner.retest_run(run, data_root, progress=False)
     assert single["metrics"] == json.loads((run / "results.json").read_text())["metrics"]

@@ -30,12 +30,12 @@ from severe.engine.optim import (
 )
 from severe.engine.runtime import resolve_runtime
 from severe.engine.seeding import WorkerSeeder, configure_determinism, derive_seed, loader_generator, seed_epoch, seed_everything
-from severe.engine.trainer import LAST_CHECKPOINT, StepOutput, Trainer, classification_step
+from severe.engine.trainer import LAST_CHECKPOINT, BatchStep, StepContext, StepOutput, Trainer, classification_step
 
 __all__ = [
-    "AGGREGATORS", "ConstantLR", "DistContext", "EpochLoader", "EvalOutput", "LAST_CHECKPOINT", "LRSchedule",
+    "AGGREGATORS", "BatchStep", "ConstantLR", "DistContext", "EpochLoader", "EvalOutput", "LAST_CHECKPOINT", "LRSchedule",
     "MODES", "MultiStepLR", "OPTIMIZERS", "OptimizerSpec", "RelativeStepsLR", "RunLogger", "SCHEDULES",
-    "StepOutput", "Trainer", "WorkerSeeder", "backbone_digest", "broadcast_buffers", "build_eval_loader", "build_optimizer",
+    "StepContext", "StepOutput", "Trainer", "WorkerSeeder", "backbone_digest", "broadcast_buffers", "build_eval_loader", "build_optimizer",
     "build_schedule", "classification_step", "cleanup_distributed", "configure_determinism", "derive_seed",
     "extract_features", "freeze_backbone", "gather_by_index", "init_distributed", "load_checkpoint",
     "load_model_weights", "loader_generator", "per_process_batch", "predict_dense", "prepare_mode",

@@ -19,16 +19,15 @@ from ``[seed, tag, epoch]``, flips from the dataset's (seed, epoch, item) stream
 earlier epochs, the number of loader workers or the batch composition, so a resumed run ends with the
 same weights as an uninterrupted one (CPU).
 
-Run directory: ``checkpoint_last.pt`` (model, optimiser, scaler, epoch, history, setup, RNG states; atomic,
-every epoch), ``checkpoint_eNNN.pt`` (model weights only, every ``checkpoint_every`` epochs),
-``metrics.jsonl`` and ``train.log`` (append-only).
+The engine's ``Trainer`` runs the epochs (``RepetitionTrainer``: checkpoints, resume, logs, non-finite
+losses); this module holds the state machine, its epoch order (``EpochBatches``) and its per-batch step
+(``StateMachineStep``, a ``BatchStep`` taking up to ``max_inner_steps`` optimiser steps).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -36,22 +35,19 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from severe.engine.checkpointing import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from severe.engine.distributed import DistContext, all_reduce_sum, any_rank, broadcast_buffers, unwrap_model, wrap_model
-from severe.engine.logger import RunLogger, read_jsonl
-from severe.engine.runtime import resolve_runtime
-from severe.engine.seeding import WorkerSeeder, configure_determinism, seed_epoch
+from severe.engine.distributed import DistContext
+from severe.engine.optim import ConstantLR, OptimizerSpec
+from severe.engine.seeding import WorkerSeeder
+from severe.engine.trainer import LAST_CHECKPOINT, BatchStep, StepContext, Trainer
 from severe.errors import SevereError
 from severe.repetition.data import TrainSegments, collate_list
 from severe.repetition.inputs import InputBuilder
 from severe.repetition.targets import ANCHORS, repetition_loss, state_targets
 
-LAST_CHECKPOINT = "checkpoint_last.pt"
+__all__ = ["LAST_CHECKPOINT", "StateMachine", "EpochBatches", "StateMachineStep", "RepetitionTrainer", "epoch_batches"]
+
 _TAG_ORDER, _TAG_STATE = 31, 32
-_RESUME_KEYS = ("seed", "epochs", "batch_size", "world_size", "lr", "weight_decay", "max_batches", "items_sha256",
-                "settings")
 
 
 @dataclass(frozen=True)
@@ -172,142 +168,67 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, max_batches: i
     return [b for b in batches if len(b) >= world_size]
 
 
-@dataclass
-class _Sums:
-    values: dict[str, float] = field(default_factory=dict)
+class EpochBatches:
+    """The engine's ``TrainLoader`` for the state machine: ``epoch_batches`` order, each global batch split
+    over the processes (``np.array_split``), items collated as lists."""
 
-    def add(self, **kv: float) -> None:
-        for k, v in kv.items():
-            self.values[k] = self.values.get(k, 0.0) + float(v)
+    def __init__(self, dataset: TrainSegments, batch_size: int, *, seed: int, max_batches: int, ctx: DistContext,
+                 num_workers: int = 0) -> None:
+        if batch_size < ctx.world_size:
+            raise SevereError(f"TRAIN.BATCH_SIZE {batch_size} is smaller than the number of processes {ctx.world_size}")
+        self.dataset, self.batch_size, self.seed, self.max_batches = dataset, int(batch_size), int(seed), int(max_batches)
+        self.ctx, self.num_workers = ctx, num_workers
 
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        return epoch_batches(len(self.dataset), self.batch_size, self.seed, epoch, self.max_batches, self.ctx.world_size)
 
-class RepetitionTrainer:
-    """Trains a :class:`~severe.repetition.model.RepetitionCounter` with the state machine (module docstring)."""
+    def __len__(self) -> int:  # the same every epoch (only the last batch may be short)
+        return len(self._batches(0))
 
-    def __init__(self, model: nn.Module, dataset: TrainSegments, *, run_dir: str | Path, builder: InputBuilder,
-                 machine: StateMachine, epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int,
-                 max_batches: int = 1000, num_workers: int = 0, dist: DistContext | None = None, amp: str = "off",
-                 checkpoint_every: int = 0, progress: bool = True, console: bool = True,
-                 items_sha256: str = "") -> None:
-        self.ctx = dist or DistContext()
-        self.run_dir = Path(run_dir)
-        self.dataset, self.builder, self.machine = dataset, builder, machine
-        self.epochs, self.batch_size, self.seed, self.max_batches = int(epochs), int(batch_size), int(seed), int(max_batches)
-        self.num_workers, self.checkpoint_every, self.progress, self.console = num_workers, checkpoint_every, progress, console
-        if self.batch_size < self.ctx.world_size:
-            raise SevereError(f"TRAIN.BATCH_SIZE {batch_size} is smaller than the number of processes {self.ctx.world_size}")
-        self.runtime = resolve_runtime(self.ctx.device, amp)
-        determinism = configure_determinism(self.ctx.device)
-        self.model = model.to(self.ctx.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
-        self.scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.runtime.grad_scaling)
-        self.net = wrap_model(self.model, self.ctx)
-        self.setup = {
-            "seed": self.seed, "epochs": self.epochs, "batch_size": self.batch_size, "world_size": self.ctx.world_size,
-            "lr": lr, "weight_decay": weight_decay, "max_batches": self.max_batches, "items_sha256": items_sha256,
-            "settings": machine.describe(), "num_workers": num_workers, "train_items": len(dataset),
-            "batches_per_epoch": len(epoch_batches(len(dataset), self.batch_size, seed, 0, self.max_batches,
-                                                   self.ctx.world_size)),
-            "optimizer": {"kind": "adam", "lr": lr, "weight_decay": weight_decay, "schedule": "constant"},
-            "runtime": self.runtime.record, "determinism": determinism,
-        }
-        self.log: RunLogger | None = None
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / LAST_CHECKPOINT
-
-    # ------------------------------------------------------------------------------------------ fit
-    def fit(self, resume: bool = False, stop_after_epoch: int | None = None) -> list[dict]:
-        """Train to the last epoch (or stop after epoch index ``stop_after_epoch``); returns the history."""
-        start, history = self._resume() if resume else self._fresh()
-        self.log = RunLogger(self.run_dir, enabled=self.ctx.is_main, console=self.console)
-        try:
-            if resume:
-                self._backfill(history)
-                self.log.record("resume", from_epoch=start)
-                self.log.info(f"resumed {self.checkpoint_path} at epoch {start + 1}")
-            else:
-                self.log.record("start", **self.setup)
-                self.log.info(f"repetition counting: {self.epochs} epochs, {self.setup['batches_per_epoch']} batches/epoch, "
-                              f"{len(self.dataset)} items, runtime {self.runtime.record}")
-            for epoch in range(start, self.epochs):
-                t0 = time.perf_counter()
-                record = {"epoch": epoch, **self.train_one_epoch(epoch)}
-                record["timing"] = {"epoch_seconds": round(time.perf_counter() - t0, 3)}
-                history.append(record)
-                self._save(epoch, history)
-                self.log.record("epoch", **record)
-                self.log.info(self._summary(record))
-                if stop_after_epoch is not None and epoch >= stop_after_epoch:
-                    break
-            return history
-        finally:
-            self.log.close()
-
-    def _loader(self, epoch: int) -> DataLoader:
-        batches = epoch_batches(len(self.dataset), self.batch_size, self.seed, epoch, self.max_batches, self.ctx.world_size)
-        mine = [np.array_split(b, self.ctx.world_size)[self.ctx.rank].tolist() for b in batches]
+    def for_epoch(self, epoch: int) -> DataLoader:
+        mine = [np.array_split(b, self.ctx.world_size)[self.ctx.rank].tolist() for b in self._batches(epoch)]
         self.dataset.set_epoch(epoch)
         return DataLoader(self.dataset, batch_sampler=mine, num_workers=self.num_workers, collate_fn=collate_list,
                           worker_init_fn=WorkerSeeder(self.seed, self.ctx.rank, epoch) if self.num_workers else None,
                           persistent_workers=False)
 
-    # -------------------------------------------------------------------------------------- one epoch
-    def train_one_epoch(self, epoch: int) -> dict:
-        self.net.train()
-        seed_epoch(self.seed, epoch, self.ctx.rank)
-        loader = self._loader(epoch)
-        sums = _Sums()
-        failed: list[str] = []
-        lr = self.optimizer.param_groups[0]["lr"]
-        bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
-                   disable=not (self.progress and self.ctx.is_main))
-        with bar:
-            for it, items in enumerate(bar):
-                for item in items:
-                    failed += item["failed"]
-                    sums.add(decode_failures=len(item["failed"]))
-                stats = self.train_batch(items, epoch, it)
-                sums.add(**stats)
-                bar.set_postfix(loss=f"{stats['loss_sum'] / max(stats['step_items'], 1):.4f}", steps=int(stats["batches_steps"]))
-        broadcast_buffers(self.model, self.ctx)
-        names = sorted(sums.values)
-        reduced = all_reduce_sum(torch.tensor([sums.values[n] for n in names], dtype=torch.float64), self.ctx)
-        s = dict(zip(names, reduced.tolist()))
-        step_items, items = max(s.get("step_items", 0.0), 1.0), max(s.get("items", 0.0), 1.0)
-        return {
-            "lr": lr, "batches": len(loader), "items": int(s.get("items", 0)),
-            "train_loss": s.get("loss_sum", 0.0) / step_items, "train_loss_cls": s.get("loss_cls_sum", 0.0) / step_items,
-            "train_loss_box": s.get("loss_box_sum", 0.0) / step_items,
-            "train_mae": s.get("mae_sum", 0.0) / items, "train_obo": s.get("obo_sum", 0.0) / items,
-            "inner_steps_mean": s.get("batches_steps", 0.0) / max(len(loader) * self.ctx.world_size, 1),
-            "decode_failures": int(s.get("decode_failures", 0)), "failed_videos": sorted(set(failed))[:20],
-        }
 
-    def train_batch(self, items: list[dict], epoch: int, it: int) -> dict:
-        """The state machine on one batch; returns sums for the epoch record."""
-        sm, dev = self.machine, self.ctx.device
-        tracks = [new_track(item, self.seed, epoch, sm) for item in items]
+def _add(sums: dict[str, float], **kv: float) -> None:
+    for k, v in kv.items():
+        sums[k] = sums.get(k, 0.0) + float(v)
+
+
+class StateMachineStep(BatchStep):
+    """One batch of the state machine (module docstring): up to ``max_inner_steps`` optimiser steps, the
+    items' states moving between them. Returns sums for the epoch record."""
+
+    def __init__(self, builder: InputBuilder, machine: StateMachine, seed: int) -> None:
+        self.builder, self.machine, self.seed = builder, machine, int(seed)
+        self.failed: list[str] = []  # this process's undecodable videos in the current epoch
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.failed = []
+
+    def __call__(self, net: nn.Module, items: list[dict], ctx: StepContext) -> dict[str, float]:
+        sm = self.machine
+        sums: dict[str, float] = {}
+        for item in items:
+            self.failed += item["failed"]
+            _add(sums, decode_failures=len(item["failed"]))
+        tracks = [new_track(item, self.seed, ctx.epoch, sm) for item in items]
         frames = [item["frames"] for item in items]
         pre, nxt = [item["pre"] for item in items], [item["next"] for item in items]
-        sums = _Sums()
-        steps = 0
+        n, steps = len(items), 0
         while True:
             states = [t.state for t in tracks]
-            x = self.builder.batch(frames, states).to(dev, non_blocking=True)
-            targets = state_targets(states, pre, nxt, sm.anchors, sm.iou_threshold).to(dev)
-            with self.runtime.autocast():
-                out = self.net(x)
+            x = self.builder.batch(frames, states).to(ctx.device, non_blocking=True)
+            targets = state_targets(states, pre, nxt, sm.anchors, sm.iou_threshold).to(ctx.device)
+            with ctx.autocast():
+                out = net(x)
             loss, loss_cls, loss_box = repetition_loss(out, targets, sm.box_weight)
-            if any_rank(not bool(torch.isfinite(loss.detach())), self.ctx):
-                self._fail_nonfinite(epoch, it, steps, loss)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            n = len(items)
-            sums.add(loss_sum=loss.item() * n, loss_cls_sum=loss_cls.item() * n, loss_box_sum=loss_box.item() * n, step_items=n)
+            ctx.optimize(loss)
+            _add(sums, loss_sum=loss.item() * n, loss_cls_sum=loss_cls.item() * n, loss_box_sum=loss_box.item() * n,
+                 step_items=n)
             cls1, box1, cls2, box2 = (o.detach().float().cpu() for o in out)
             prob1 = torch.softmax(cls1, dim=1)[:, 1].numpy()
             prob2 = torch.softmax(cls2, dim=1)[:, 1].numpy()
@@ -316,60 +237,44 @@ class RepetitionTrainer:
                 move_track(t, prob1[j], box1[j], prob2[j], box2[j], sm)
             steps += 1
             all_ended = all(t.reached_end for t in tracks)
-            if steps >= sm.max_inner_steps or not any_rank(not all_ended, self.ctx):
+            if steps >= sm.max_inner_steps or not ctx.any_rank(not all_ended):
                 break
         for t in tracks:
             c = t.count if t.count != 0 else t.length / float(t.state[1] - t.state[0] + 1)
             g = float(t.item["count"])
-            sums.add(mae_sum=abs(c - g) / g, obo_sum=float(abs(c - g) <= 1), items=1)
-        sums.add(batches_steps=steps)
-        return sums.values
+            _add(sums, mae_sum=abs(c - g) / g, obo_sum=float(abs(c - g) <= 1), items=1)
+        _add(sums, batches_steps=steps, batches=1)
+        return sums
 
-    # ------------------------------------------------------------------------------------- internals
-    def _fail_nonfinite(self, epoch: int, it: int, step: int, loss: torch.Tensor) -> None:
-        kept = (f"the last good checkpoint {self.checkpoint_path} was left untouched" if self.checkpoint_path.exists()
-                else "no checkpoint was written")
-        if self.log is not None:
-            self.log.record("error", kind="nonfinite_loss", epoch=epoch, batch=it, inner_step=step, loss=str(loss.item()))
-        raise SevereError(f"non-finite loss at epoch {epoch} (0-based), batch {it}, inner step {step}; training stopped "
-                          f"and {kept}. Lower the learning rate or check the inputs.")
+    def epoch_record(self, s: dict[str, float]) -> dict:
+        step_items, items = max(s.get("step_items", 0.0), 1.0), max(s.get("items", 0.0), 1.0)
+        return {
+            "samples": int(s.get("items", 0)),
+            "train_loss": s.get("loss_sum", 0.0) / step_items, "train_loss_cls": s.get("loss_cls_sum", 0.0) / step_items,
+            "train_loss_box": s.get("loss_box_sum", 0.0) / step_items,
+            "train_mae": s.get("mae_sum", 0.0) / items, "train_obo": s.get("obo_sum", 0.0) / items,
+            "inner_steps_mean": s.get("batches_steps", 0.0) / max(s.get("batches", 0.0), 1.0),
+            "decode_failures": int(s.get("decode_failures", 0)), "failed_videos": sorted(set(self.failed))[:20],
+        }
 
-    def _save(self, epoch: int, history: list[dict]) -> None:
-        if self.ctx.is_main:
-            model_state = unwrap_model(self.net).state_dict()
-            save_checkpoint(self.checkpoint_path, {
-                "epoch": epoch, "model": model_state, "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": capture_rng_state(), "history": history, "setup": self.setup,
-            })
-            if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
-                save_checkpoint(self.run_dir / f"checkpoint_e{epoch:03d}.pt", {"epoch": epoch, "model": model_state})
-        if self.ctx.is_distributed:
-            torch.distributed.barrier()
 
-    def _fresh(self) -> tuple[int, list[dict]]:
-        if self.checkpoint_path.exists():
-            raise SevereError(f"run directory {self.run_dir} already holds {LAST_CHECKPOINT}; resume it or choose a new one")
-        return 0, []
+class RepetitionTrainer(Trainer):
+    """The engine's Trainer set up for the state machine: Adam at a constant lr, ``EpochBatches`` order,
+    ``StateMachineStep`` per batch; the state-machine settings, item table and ``max_batches`` must match
+    on resume."""
 
-    def _resume(self) -> tuple[int, list[dict]]:
-        ckpt = load_checkpoint(self.checkpoint_path)
-        for key in _RESUME_KEYS:
-            if ckpt["setup"].get(key) != self.setup[key]:
-                raise SevereError(f"cannot resume {self.checkpoint_path}: setting '{key}' was {ckpt['setup'].get(key)!r} "
-                                  f"and is now {self.setup[key]!r}; resume with the original settings")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        restore_rng_state(ckpt["rng"])
-        return int(ckpt["epoch"]) + 1, list(ckpt["history"])
-
-    def _backfill(self, history: list[dict]) -> None:
-        logged = {r["epoch"] for r in read_jsonl(self.log.metrics_path, "epoch")}
-        for record in history:
-            if record["epoch"] not in logged:
-                self.log.record("epoch", **{**record, "timing": {**record.get("timing", {}), "backfilled": True}})
-
-    def _summary(self, r: dict) -> str:
-        return (f"epoch {r['epoch'] + 1}/{self.epochs}: loss {r['train_loss']:.4f} (cls {r['train_loss_cls']:.4f}, "
-                f"box {r['train_loss_box']:.4f}), train MAE {r['train_mae']:.3f}, OBO {r['train_obo']:.3f}, "
-                f"{r['inner_steps_mean']:.1f} steps/batch, {r['timing']['epoch_seconds']:.1f}s")
+    def __init__(self, model: nn.Module, dataset: TrainSegments, *, run_dir: str | Path, builder: InputBuilder,
+                 machine: StateMachine, epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int,
+                 max_batches: int = 1000, num_workers: int = 0, dist: DistContext | None = None, amp: str = "off",
+                 checkpoint_every: int = 0, progress: bool = True, console: bool = True,
+                 items_sha256: str = "") -> None:
+        ctx = dist or DistContext()
+        super().__init__(
+            model, dataset, run_dir=run_dir, epochs=int(epochs), global_batch_size=int(batch_size),
+            optimizer=OptimizerSpec("adam", weight_decay=weight_decay), schedule=ConstantLR(lr), seed=int(seed),
+            step_fn=StateMachineStep(builder, machine, seed),
+            loader=EpochBatches(dataset, batch_size, seed=seed, max_batches=max_batches, ctx=ctx, num_workers=num_workers),
+            setup_extra={"max_batches": int(max_batches), "items_sha256": items_sha256, "settings": machine.describe()},
+            num_workers=num_workers, dist=ctx, amp=amp, checkpoint_every=checkpoint_every, progress=progress,
+            console=console,
+        )
