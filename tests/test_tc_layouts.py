@@ -19,8 +19,9 @@ from severe.checkpoints.tc_layouts import (
     write_tc_r3d,
 )
 from severe.errors import SevereError
-from severe.models import backbones
-from severe.models.i3d import I3D, build_i3d
+from severe.models import registry
+from severe.models.i3d import I3D, I3D_SPEC, build_i3d
+from severe.models.registry import BACKBONES, backbone_key_shapes, register_backbone
 
 # The pyvrl R3D naming, written from the original module description.
 ORIGINAL_R3D = re.compile(
@@ -144,14 +145,19 @@ PROPOSED_ROWS = [
 
 @pytest.fixture
 def with_rows(monkeypatch):
+    """The proposed rows in the method table and 'i3d' in the backbone registry, for this test only."""
     for row in PROPOSED_ROWS:
         monkeypatch.setitem(METHODS, row.name, row)
     order = list(convert_mod.DETECTION_ORDER)
     order[order.index("tubelet_contrast") + 1:0] = [r.name for r in PROPOSED_ROWS]
     monkeypatch.setattr(convert_mod, "DETECTION_ORDER", order)
-    if "i3d" not in backbones.ARCHITECTURES:
-        monkeypatch.setitem(backbones.ARCHITECTURES, "i3d", build_i3d)
-    monkeypatch.setattr(backbones, "_KEY_CACHE", {})
+    added = "i3d" not in BACKBONES
+    if added:
+        register_backbone("i3d", build_i3d, **I3D_SPEC)
+    yield
+    if added:
+        BACKBONES.pop("i3d")
+        registry._KEY_CACHE.pop("i3d", None)
 
 
 @pytest.mark.parametrize("method,arch", [("tubelet_contrast_r3d", "r3d_18"), ("tubelet_contrast_i3d", "i3d")])
@@ -175,4 +181,4 @@ def test_the_two_layouts_are_not_confused(files, with_rows):
         convert_object(files["i3d"][0], "tubelet_contrast_r3d")
     with torch.device("meta"):
         i3d_shapes = {k: tuple(v.shape) for k, v in I3D().state_dict().items()}
-    assert backbones.backbone_key_shapes("i3d") == i3d_shapes
+    assert backbone_key_shapes("i3d") == i3d_shapes
