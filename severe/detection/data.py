@@ -9,7 +9,7 @@
 * Clip: centre c = (s - 900) * 30 in the video's frame list, ``num_frames`` frames at
   c - num_frames * rate // 2 + rate * k, clamped to the video.
 * Training view: short side from DATA.TRAIN_JITTER_SCALES, random square crop, flip 0.5; boxes follow
-  (:mod:`severe.detection.transforms`). Test view: short side = DATA.TEST_CROP_SIZE, whole frame.
+  (:mod:`severe.data.spatial`). Test view: short side = DATA.TEST_CROP_SIZE, whole frame.
   All randomness of item i in epoch e comes from ``numpy.random.default_rng([seed, e, i])``.
 """
 
@@ -34,8 +34,8 @@ from severe.data.readers.ava import (
 )
 from severe.data.readers.frame_list import FrameListVideo
 from severe.data.transforms import Normalization
-from severe.detection.frames import FrameVideos
-from severe.detection.transforms import SpatialPlan, boxes_to_pixels, resize_plan, train_plan
+from severe.data.frames import FrameVideos
+from severe.data.spatial import SpatialPlan, boxes_to_pixels, resize_plan, train_plan
 from severe.errors import SevereError
 
 __all__ = [

@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 
 from severe.data.readers.frame_list import FrameListVideo
 from severe.data.transforms import Normalization
-from severe.detection.frames import FrameVideos
-from severe.detection.transforms import resize_frames, short_side_size, train_plan, uniform_crop_offsets
+from severe.data.frames import FrameVideos
+from severe.data.spatial import resize_frames, short_side_size, train_plan, uniform_crop_offsets
 from severe.errors import SevereError
 
 __all__ = ["clip_span", "train_start", "view_starts", "clip_positions", "label_vector", "spatial_indices",
