@@ -228,7 +228,7 @@ def _draw_uniform(rng: np.random.Generator | torch.Generator | None, low: float,
 
 # how the short side S is drawn from [low, high]
 _SHORT_SIDE_DRAWS = {
-    "integer": lambda rng, low, high: _draw_integer(rng, low, high),  # uniform over the integers
+    "integer": _draw_integer,  # uniform over the integers
     "uniform": lambda rng, low, high: int(round(_draw_uniform(rng, low, high))),  # round(U(low, high))
     "inverse": lambda rng, low, high: int(round(1.0 / _draw_uniform(rng, 1.0 / high, 1.0 / low))),  # round(1 / U(1/high, 1/low))
 }
