@@ -29,7 +29,8 @@ def eval_ava(argv: list[str], prog: str) -> int:
     p.add_argument("--json", action="store_true", help='print {"mAP": ..., "per_class": {id: AP or null}} as JSON')
     args = p.parse_args(argv)
 
-    from severe.metrics.ava import frame_map, read_boxes_csv, read_exclusions, read_labelmap
+    from severe.data.readers.ava import read_boxes_csv, read_exclusions
+    from severe.metrics.ava import frame_map, read_labelmap
 
     labelmap = read_labelmap(args.labelmap)
     exclusions = read_exclusions(args.exclusions) if args.exclusions else set()

@@ -17,10 +17,10 @@ from severe.data.readers.ava import AvaBox
 from severe.data.transforms import Normalization
 from severe.detection.cli import main as ava_main
 from severe.detection.data import AvaDataset, collate_train, keyframe_positions, load_ava_split, merge_keyframes, multi_hot
-from severe.detection.frames import FrameVideos
+from severe.data.frames import FrameVideos
 from severe.detection.model import RoIHead, build_detection_model
 from severe.detection.runner import detection_step
-from severe.detection.transforms import (
+from severe.data.spatial import (
     SpatialPlan,
     boxes_to_pixels,
     crop_boxes,

@@ -14,7 +14,7 @@ from torch import nn
 from severe.cli import run_entry
 from severe.data.readers.frame_list import FrameListVideo
 from severe.data.transforms import Normalization
-from severe.detection.transforms import uniform_crop_offsets
+from severe.data.spatial import uniform_crop_offsets
 from severe.engine import predict_dense, read_jsonl
 from severe.errors import SevereError
 from severe.multilabel.cli import main as charades_main

@@ -9,6 +9,7 @@ import pytest
 from severe import eval_cli
 from severe.errors import SevereError
 from severe.metrics import frame_map
+from severe.data.readers import ava as ava_readers
 from severe.metrics import ava as ava_metrics
 from severe.metrics.ava import (
     AvaRows,
@@ -315,7 +316,7 @@ def test_malformed_line_names_file_and_line(tmp_path, line, require_score, messa
 
 
 def test_chunked_parsing_keeps_line_numbers(tmp_path, monkeypatch):
-    monkeypatch.setattr(ava_metrics, "_CHUNK_BYTES", 100)  # many chunks, some fast, some slow
+    monkeypatch.setattr(ava_readers, "_CHUNK_BYTES", 100)  # many chunks, some fast, some slow
     gt, det, classes, excl = random_case(0)
     p = write_boxes_csv(tmp_path / "det.csv", det)
     back = read_boxes_csv(p, require_score=True)

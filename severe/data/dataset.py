@@ -45,14 +45,7 @@ from torch.utils.data import Dataset
 
 from severe.data.decode import DecodeError, VideoHandle, VideoInfo, VideoReader, make_reader
 from severe.data.entries import VideoEntry
-from severe.data.sampling import (
-    clip_positions,
-    random_start,
-    segment_frames,
-    test_clip_starts,
-    timeline_frames,
-    timeline_indices,
-)
+from severe.data.sampling import RandomClipSampler, UniformClipSampler, segment_frames, timeline_frames
 from severe.data.transforms import TestTransform, TrainTransform
 from severe.errors import SevereError
 
@@ -170,6 +163,8 @@ class ClipDataset(Dataset):
         self.num_frames = int(num_frames)
         self.fps = float(fps)
         self.clips_per_video = int(clips_per_video)
+        self.train_sampler = RandomClipSampler(self.num_frames, self.fps)
+        self.test_sampler = UniformClipSampler(self.clips_per_video, self.num_frames)
         self.transform = transform if transform is not None else (
             TrainTransform() if mode == "train" else TestTransform()
         )
@@ -241,13 +236,9 @@ class ClipDataset(Dataset):
         return self.transform(video, g)
 
     def _train_indices(self, entry: VideoEntry, info: VideoInfo, rng: np.random.Generator) -> list[int]:
-        T, clip_sec = self.num_frames, self.num_frames / self.fps
         if entry.start_sec is None and entry.end_sec is None:
-            start = random_start(info.duration, clip_sec, rng)
-            return timeline_indices(start, T, self.fps, info.fps, info.num_frames, pad="loop")
-        seg_start, seg_end, lo, hi = _segment(entry, info)
-        start = seg_start + random_start(seg_end - seg_start, clip_sec, rng)
-        return [max(lo, j) for j in timeline_indices(start, T, self.fps, info.fps, hi, pad="clamp")]
+            return self.train_sampler(rng, info.fps, info.num_frames, info.duration)
+        return self.train_sampler.segment(rng, info.fps, *_segment(entry, info))
 
     def _record(self, v: int, err: Exception, what: str) -> None:
         self.failures.record(v)
@@ -282,9 +273,7 @@ class ClipDataset(Dataset):
             timeline = timeline_frames(hi, info.fps, self.fps, start_sec=seg_start) or [hi - 1]
             timeline = [max(lo, j) for j in timeline]
             pad = "clamp"
-        n = len(timeline)
-        starts = test_clip_starts(n, self.num_frames, self.clips_per_video)
-        return [[timeline[p] for p in clip_positions(s, self.num_frames, n, pad)] for s in starts]
+        return [[timeline[p] for p in clip] for clip in self.test_sampler(len(timeline), pad)]
 
     def _test_clips(self, entry: VideoEntry) -> torch.Tensor:
         spatial = getattr(self.transform, "spatial", None)

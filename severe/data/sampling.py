@@ -1,4 +1,6 @@
-"""Where clips come from in time: the fixed-rate timeline of protocol.md §1.4 and §4 (pure functions).
+"""Where clips come from in time: the fixed-rate timeline of protocol.md §1.4 and §4, and the strided
+frame-list clips of the PySlowFast tasks (AVA, Charades). Rules as pure functions, clip samplers as small
+objects holding a clip's shape (like pytorchvideo's ``RandomClipSampler`` / ``UniformClipSampler``).
 
 Every video is read on a ``target_fps`` (16) timeline: timeline frame k at time t_k = start + k/target_fps
 takes source frame ``floor(t_k * src_fps)`` (counted from the first frame of the stream), so source
@@ -13,6 +15,10 @@ frames repeat when ``src_fps < target_fps`` and are skipped when it is higher.
 * Segments of untrimmed videos (EK-100, ``start_sec``/``end_sec``): the start is drawn inside the
   segment and frame positions are **clamped** to the segment (its last frame repeats), datasets.md §9.
 
+Strided clips (frame lists): ``num_frames`` positions ``rate`` apart, clamped to the video
+(:class:`StridedClip`); a random start (:class:`RandomStridedSampler`), uniformly spaced views
+(:class:`UniformStridedSampler`) or a clip centred on a frame (:class:`CentredClipSampler`).
+
 Floating-point times are floored with a tolerance of 1e-6 frames so that exact products
 (e.g. t = 1.0 s at 25 fps -> frame 25) never land one frame early.
 """
@@ -20,6 +26,7 @@ Floating-point times are floored with a tolerance of 1e-6 frames so that exact p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,6 +39,13 @@ __all__ = [
     "test_clip_starts",
     "clip_positions",
     "segment_frames",
+    "strided_positions",
+    "RandomClipSampler",
+    "UniformClipSampler",
+    "StridedClip",
+    "RandomStridedSampler",
+    "UniformStridedSampler",
+    "CentredClipSampler",
 ]
 
 _EPS = 1e-6
@@ -153,3 +167,107 @@ def segment_frames(start_sec: float, end_sec: float, src_fps: float, src_num_fra
     hi = int(math.ceil(end_sec * src_fps - _EPS))
     hi = min(max(hi, lo + 1), src_num_frames)
     return lo, hi
+
+
+def strided_positions(start: int, length: int, num_frames: int, rate: int) -> list[int]:
+    """Frame positions ``start + rate * k`` (k < ``num_frames``), clamped to [0, length - 1]."""
+    return [min(max(start + rate * k, 0), length - 1) for k in range(num_frames)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# clip samplers on the fixed-rate timeline (recognition)
+
+
+@dataclass(frozen=True)
+class RandomClipSampler:
+    """One training clip of ``num_frames`` timeline frames at ``fps``: start uniform in
+    [0, duration - num_frames / fps] s (:func:`random_start`)."""
+
+    num_frames: int
+    fps: float
+
+    def start(self, duration: float, rng: np.random.Generator) -> float:
+        return random_start(duration, self.num_frames / self.fps, rng)
+
+    def __call__(self, rng: np.random.Generator, src_fps: float, src_num_frames: int, duration: float) -> list[int]:
+        """Source frames of a clip of a whole video (loop-padded past its end)."""
+        return timeline_indices(self.start(duration, rng), self.num_frames, self.fps, src_fps, src_num_frames,
+                                pad="loop")
+
+    def segment(self, rng: np.random.Generator, src_fps: float, start_sec: float, end_sec: float,
+                first: int, end: int) -> list[int]:
+        """Source frames of a clip inside the segment [start_sec, end_sec) = source frames [first, end):
+        the start is drawn inside the segment and frames are clamped to it."""
+        start = start_sec + self.start(end_sec - start_sec, rng)
+        return [max(first, j) for j in timeline_indices(start, self.num_frames, self.fps, src_fps, end, pad="clamp")]
+
+
+@dataclass(frozen=True)
+class UniformClipSampler:
+    """The ``num_clips`` uniformly spaced test clips of ``num_frames`` frames on a timeline of n frames
+    (:func:`test_clip_starts`, padding by :func:`clip_positions`)."""
+
+    num_clips: int
+    num_frames: int
+
+    def starts(self, n: int) -> list[int]:
+        return test_clip_starts(n, self.num_frames, self.num_clips)
+
+    def __call__(self, n: int, pad: str = "loop") -> list[list[int]]:
+        """Timeline positions of every clip."""
+        return [clip_positions(s, self.num_frames, n, pad) for s in self.starts(n)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# clip samplers on frame lists (PySlowFast: AVA, Charades)
+
+
+@dataclass(frozen=True)
+class StridedClip:
+    """``num_frames`` frame positions ``rate`` apart, clamped to the video (:func:`strided_positions`)."""
+
+    num_frames: int
+    rate: int
+
+    @property
+    def span(self) -> int:
+        """Frames covered by one clip: (num_frames - 1) * rate + 1 (249 for 32 x 8)."""
+        return (self.num_frames - 1) * self.rate + 1
+
+    def positions(self, start: int, length: int) -> list[int]:
+        return strided_positions(start, length, self.num_frames, self.rate)
+
+
+@dataclass(frozen=True)
+class RandomStridedSampler(StridedClip):
+    """Training clip: integer start uniform in [0, L - span], or in [L - span, 0] for a video of L < span
+    frames (then clamped positions repeat the first frame)."""
+
+    def start(self, length: int, rng: np.random.Generator) -> int:
+        low, high = (0, length - self.span) if length >= self.span else (length - self.span, 0)
+        return int(rng.integers(low, high, endpoint=True))
+
+    def __call__(self, length: int, rng: np.random.Generator) -> list[int]:
+        return self.positions(self.start(length, rng), length)
+
+
+@dataclass(frozen=True)
+class UniformStridedSampler(StridedClip):
+    """``num_clips`` test clips; clip i starts at round(i * max(L - span, 0) / (num_clips - 1))."""
+
+    num_clips: int = 1
+
+    def starts(self, length: int) -> list[int]:
+        gap = float(max(length - self.span, 0)) / (self.num_clips - 1) if self.num_clips > 1 else 0.0
+        return [int(round(gap * i)) for i in range(self.num_clips)]
+
+    def __call__(self, length: int) -> list[list[int]]:
+        return [self.positions(s, length) for s in self.starts(length)]
+
+
+@dataclass(frozen=True)
+class CentredClipSampler(StridedClip):
+    """The clip around frame ``centre``: positions centre - num_frames * rate // 2 + rate * k, clamped."""
+
+    def __call__(self, centre: int, length: int) -> list[int]:
+        return self.positions(centre - (self.num_frames * self.rate) // 2, length)

@@ -43,6 +43,9 @@ __all__ = [
     "TestTransform",
     "sample_resized_crop",
     "sample_short_side_crop",
+    "short_side_size",
+    "ShortSideJitter",
+    "JitterCrop",
     "make_generator",
     "adjust_hue",
     "color_jitter",
@@ -186,6 +189,108 @@ def sample_resized_crop(
     return CropBox((height - h) // 2, (width - w) // 2, h, w)
 
 
+def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(new height, new width) with the short side ``size`` and the long side floor(long / short * size)
+    (PySlowFast's rule; a frame whose short side already is ``size`` keeps its size)."""
+    if (width <= height and width == size) or (height <= width and height == size):
+        return height, width
+    if width < height:
+        return int(math.floor(float(height) / width * size)), size
+    return size, int(math.floor(float(width) / height * size))
+
+
+def _rounded_size(height: int, width: int, size: int, crop: int) -> tuple[int, int]:
+    """Both sides scaled by size / short side and rounded, at least ``crop`` (the EPIC recipe's rule)."""
+    scale = size / min(height, width)
+    return max(crop, round(height * scale)), max(crop, round(width * scale))
+
+
+# how the frame is resized for a drawn short side S: (height, width, S, crop) -> (new height, new width)
+_RESIZE_RULES = {
+    "floor": lambda height, width, size, crop: short_side_size(height, width, size),
+    "round": _rounded_size,
+}
+
+
+def _draw_integer(rng: np.random.Generator | torch.Generator | None, low: int, high: int) -> int:
+    """An integer uniform in [low, high] (inclusive) from a numpy or torch generator (None = torch's global RNG).
+    A numpy generator draws nothing when low == high."""
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(low, high, endpoint=True))
+    return int(torch.randint(low, high + 1, (1,), generator=rng).item())
+
+
+def _draw_uniform(rng: np.random.Generator | torch.Generator | None, low: float, high: float) -> float:
+    if isinstance(rng, np.random.Generator):
+        return float(rng.uniform(low, high))
+    return _uniform(low, high, rng)
+
+
+# how the short side S is drawn from [low, high]
+_SHORT_SIDE_DRAWS = {
+    "integer": _draw_integer,  # uniform over the integers
+    "uniform": lambda rng, low, high: int(round(_draw_uniform(rng, low, high))),  # round(U(low, high))
+    "inverse": lambda rng, low, high: int(round(1.0 / _draw_uniform(rng, 1.0 / high, 1.0 / low))),  # round(1 / U(1/high, 1/low))
+}
+
+
+@dataclass(frozen=True)
+class JitterCrop:
+    """One draw of :class:`ShortSideJitter`: the frame resized to ``height`` x ``width`` (short side
+    ``short_side``), then the ``size`` x ``size`` window at (``top``, ``left``)."""
+
+    short_side: int
+    height: int
+    width: int
+    top: int
+    left: int
+    size: int
+
+    def source_box(self, height: int, width: int) -> CropBox:
+        """The window mapped back to the pixels of the ``height`` x ``width`` source frame (square), so that
+        resizing the box to ``size`` x ``size`` equals resize-then-crop (one interpolation less)."""
+        scale = self.short_side / min(height, width)
+        side = min(round(self.size / scale), height, width)
+        return CropBox(min(round(self.top / scale), height - side), min(round(self.left / scale), width - side),
+                       side, side)
+
+
+@dataclass(frozen=True)
+class ShortSideJitter:
+    """Short-side scale jitter + random square crop: the training view of PySlowFast (AVA, Charades) and of
+    the EPIC recipe (EK-100, DATA.TRAIN_SHORT_SIDE).
+
+    The short side S is drawn from [``low``, ``high``] by ``draw`` ("integer": uniform over the integers;
+    "uniform": round(U(low, high)); "inverse": round(1 / U(1/high, 1/low)), PySlowFast's
+    DATA.INV_UNIFORM_SAMPLE); the frame is resized by ``resize`` ("floor": short side S, long side
+    floor(long / short * S); "round": both sides rounded, at least ``crop``); then a ``crop`` x ``crop``
+    window (smaller if the resized frame is) is placed uniformly: offsets in [0, side - crop], inclusive,
+    drawn when the crop fits that side, else 0. Draw order: S, top, left. ``sample`` takes a numpy or a
+    torch generator (bit-exact with the numpy/torch draws the callers made before this class existed).
+    """
+
+    low: int
+    high: int
+    crop: int
+    draw: str = "integer"
+    resize: str = "round"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.low <= self.high:
+            raise SevereError(f"short-side jitter range ({self.low}, {self.high}): need 0 < low <= high")
+        if self.draw not in _SHORT_SIDE_DRAWS or self.resize not in _RESIZE_RULES:
+            raise ValueError(f"draw must be one of {list(_SHORT_SIDE_DRAWS)} and resize one of "
+                             f"{list(_RESIZE_RULES)}, got {self.draw!r}, {self.resize!r}")
+
+    def sample(self, height: int, width: int, rng: np.random.Generator | torch.Generator | None) -> JitterCrop:
+        """Draw S, resize (height, width) for it, and draw the window's offsets."""
+        s = _SHORT_SIDE_DRAWS[self.draw](rng, self.low, self.high)
+        h, w = _RESIZE_RULES[self.resize](height, width, s, self.crop)
+        top = _draw_integer(rng, 0, h - self.crop) if h >= self.crop else 0
+        left = _draw_integer(rng, 0, w - self.crop) if w >= self.crop else 0
+        return JitterCrop(s, h, w, top, left, min(self.crop, h, w))
+
+
 def sample_short_side_crop(
     height: int,
     width: int,
@@ -193,21 +298,10 @@ def sample_short_side_crop(
     size: int,
     generator: torch.Generator | None,
 ) -> CropBox:
-    """Short-side scale jitter (the PySlowFast/EPIC training view) as a square box of the source frame.
-
-    The short side S is drawn uniformly from the integers in ``short_side``; a ``size`` x ``size`` window
-    of the frame resized to short side S is placed uniformly (inclusive offsets) and mapped back to source
-    pixels, so resizing the box to ``size`` x ``size`` equals resize-then-crop (one interpolation less).
-    Draw order: S, top, left."""
-    lo, hi = int(short_side[0]), int(short_side[1])
-    s = int(torch.randint(lo, hi + 1, (1,), generator=generator).item())
-    scale = s / min(height, width)
-    rh, rw = max(size, round(height * scale)), max(size, round(width * scale))
-    top = int(torch.randint(0, rh - size + 1, (1,), generator=generator).item())
-    left = int(torch.randint(0, rw - size + 1, (1,), generator=generator).item())
-    side = min(round(size / scale), height, width)
-    top, left = min(round(top / scale), height - side), min(round(left / scale), width - side)
-    return CropBox(top, left, side, side)
+    """The EK-100 training view (:class:`ShortSideJitter`, integer draw, rounded resize) as a square box of
+    the source frame (:meth:`JitterCrop.source_box`). Draw order: S, top, left."""
+    jitter = ShortSideJitter(int(short_side[0]), int(short_side[1]), size, draw="integer", resize="round")
+    return jitter.sample(height, width, generator).source_box(height, width)
 
 
 @dataclass(frozen=True)
@@ -301,10 +395,9 @@ class TrainTransform:
         norm: Normalization = Normalization(),
         short_side: tuple[int, int] | None = None,
     ) -> None:
-        if short_side is not None and not 0 < short_side[0] <= short_side[1]:
-            raise SevereError(f"short-side jitter range {tuple(short_side)}: need 0 < low <= high")
         self.size = int(size)
-        self.short_side = None if short_side is None else (int(short_side[0]), int(short_side[1]))
+        self.short_side = None if short_side is None else ShortSideJitter(
+            int(short_side[0]), int(short_side[1]), self.size, draw="integer", resize="round")
         self.scale = scale
         self.ratio = ratio
         self.flip_p = flip_p
@@ -315,7 +408,7 @@ class TrainTransform:
         """Draw one clip's parameters (crop, flip, then jitter order and factors as v2 ColorJitter). The crop is
         RandomResizedCrop's, or with ``short_side`` the short-side jitter + random crop of the EK-100 recipe."""
         if self.short_side is not None:
-            crop = sample_short_side_crop(height, width, self.short_side, self.size, generator)
+            crop = self.short_side.sample(height, width, generator).source_box(height, width)
         else:
             crop = sample_resized_crop(height, width, self.scale, self.ratio, generator)
         flip = bool(torch.rand(1, generator=generator).item() < self.flip_p)

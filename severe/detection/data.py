@@ -9,7 +9,7 @@
 * Clip: centre c = (s - 900) * 30 in the video's frame list, ``num_frames`` frames at
   c - num_frames * rate // 2 + rate * k, clamped to the video.
 * Training view: short side from DATA.TRAIN_JITTER_SCALES, random square crop, flip 0.5; boxes follow
-  (:mod:`severe.detection.transforms`). Test view: short side = DATA.TEST_CROP_SIZE, whole frame.
+  (:mod:`severe.data.spatial`). Test view: short side = DATA.TEST_CROP_SIZE, whole frame.
   All randomness of item i in epoch e comes from ``numpy.random.default_rng([seed, e, i])``.
 """
 
@@ -33,9 +33,10 @@ from severe.data.readers.ava import (
     read_ava_ground_truth,
 )
 from severe.data.readers.frame_list import FrameListVideo
+from severe.data.sampling import CentredClipSampler
 from severe.data.transforms import Normalization
-from severe.detection.frames import FrameVideos
-from severe.detection.transforms import SpatialPlan, boxes_to_pixels, resize_plan, train_plan
+from severe.data.frames import FrameVideos
+from severe.data.spatial import SpatialPlan, boxes_to_pixels, resize_plan, train_plan
 from severe.errors import SevereError
 
 __all__ = [
@@ -98,8 +99,7 @@ def merge_keyframes(rows: Iterable[AvaBox], video_order: Sequence[str]) -> list[
 
 def keyframe_positions(second: int, video_frames: int, num_frames: int, rate: int) -> list[int]:
     """Frame-list positions of the clip around keyframe ``second``: c - num_frames*rate//2 + rate*k, clamped."""
-    start = keyframe_index(second) - (num_frames * rate) // 2
-    return [min(max(start + rate * k, 0), video_frames - 1) for k in range(num_frames)]
+    return CentredClipSampler(num_frames, rate)(keyframe_index(second), video_frames)
 
 
 def multi_hot(labels: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
@@ -163,6 +163,7 @@ class AvaDataset(Dataset):
         self.frames = frames
         self.train = train
         self.num_frames, self.sampling_rate = num_frames, sampling_rate
+        self.sampler = CentredClipSampler(num_frames, sampling_rate)
         self.norm, self.seed, self.num_classes = norm, seed, num_classes
         self.crop_size, self.jitter, self.inverse_jitter, self.test_size = crop_size, tuple(jitter), inverse_jitter, test_size
         self.epoch = 0
@@ -188,8 +189,7 @@ class AvaDataset(Dataset):
 
     def __getitem__(self, index: int):
         kf = self.keyframes[index]
-        positions = keyframe_positions(kf.second, self.frames.num_frames(kf.video_id), self.num_frames,
-                                       self.sampling_rate)
+        positions = self.sampler(keyframe_index(kf.second), self.frames.num_frames(kf.video_id))
         video = self.frames.read(kf.video_id, positions)
         h, w = video.shape[-2:]
         plan = self.plan(index, h, w)

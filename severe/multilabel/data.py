@@ -1,6 +1,7 @@
 """Charades v1 samples (tasks.md §2.2): clip sampling, labels and the dataset.
 
-* Clip: ``num_frames`` frames at stride ``rate`` of the 24 fps frame list: span = (num_frames - 1) * rate + 1.
+* Clip (samplers of :mod:`severe.data.sampling`): ``num_frames`` frames at stride ``rate`` of the 24 fps
+  frame list: span = (num_frames - 1) * rate + 1.
 * Training start: uniform integer in [0, L - span] (in [L - span, 0] when L < span); positions clamped
   to [0, L - 1]. Label = union of the per-frame labels from the first to the last sampled (clamped) frame.
 * Test views: temporal clip i of V starts at round(i * max(L - span, 0) / (V - 1)); each clip is resized
@@ -19,35 +20,33 @@ import torch
 from torch.utils.data import Dataset
 
 from severe.data.readers.frame_list import FrameListVideo
+from severe.data.sampling import RandomStridedSampler, StridedClip, UniformStridedSampler, strided_positions
 from severe.data.transforms import Normalization
-from severe.detection.frames import FrameVideos
-from severe.detection.transforms import resize_frames, short_side_size, train_plan, uniform_crop_offsets
+from severe.data.frames import FrameVideos
+from severe.data.spatial import resize_frames, short_side_size, train_plan, uniform_crop_offsets
 from severe.errors import SevereError
 
 __all__ = ["clip_span", "train_start", "view_starts", "clip_positions", "label_vector", "spatial_indices",
            "CharadesDataset"]
 
 
+# The functional API of earlier versions (exported by severe.multilabel): the samplers' rules.
+clip_positions = strided_positions  # frame positions start + rate * k, clamped to [0, length - 1]
+
+
 def clip_span(num_frames: int, rate: int) -> int:
     """Frames covered by one clip: (num_frames - 1) * rate + 1 (249 for 32 x 8)."""
-    return (num_frames - 1) * rate + 1
+    return StridedClip(num_frames, rate).span
 
 
 def train_start(length: int, span: int, rng: np.random.Generator) -> int:
     """Uniform integer start in [0, L - span], or in [L - span, 0] for a video shorter than the span."""
-    low, high = (0, length - span) if length >= span else (length - span, 0)
-    return int(rng.integers(low, high, endpoint=True))
+    return RandomStridedSampler(span, 1).start(length, rng)
 
 
 def view_starts(length: int, span: int, views: int) -> list[int]:
     """Starts of the ``views`` uniformly spaced test clips: round(i * max(L - span, 0) / (views - 1))."""
-    gap = float(max(length - span, 0)) / (views - 1) if views > 1 else 0.0
-    return [int(round(gap * i)) for i in range(views)]
-
-
-def clip_positions(start: int, length: int, num_frames: int, rate: int) -> list[int]:
-    """Frame positions start + rate * k, clamped to [0, length - 1]."""
-    return [min(max(start + rate * k, 0), length - 1) for k in range(num_frames)]
+    return UniformStridedSampler(span, 1, views).starts(length)
 
 
 def label_vector(ids: Sequence[int], num_classes: int) -> torch.Tensor:
@@ -76,7 +75,10 @@ class CharadesDataset(Dataset):
         self.videos = list(videos)
         self.frames = frames
         self.train = train
-        self.num_frames, self.rate, self.span = num_frames, sampling_rate, clip_span(num_frames, sampling_rate)
+        self.num_frames, self.rate = num_frames, sampling_rate
+        self.train_sampler = RandomStridedSampler(num_frames, sampling_rate)
+        self.test_sampler = UniformStridedSampler(num_frames, sampling_rate, ensemble_views)
+        self.span = self.train_sampler.span
         self.norm, self.seed, self.num_classes = norm, seed, num_classes
         self.crop_size, self.jitter, self.inverse_jitter = crop_size, tuple(jitter), inverse_jitter
         self.test_size, self.ensemble_views, self.spatial_crops = test_size, ensemble_views, spatial_crops
@@ -90,9 +92,8 @@ class CharadesDataset(Dataset):
 
     def train_positions(self, index: int) -> list[int]:
         """Frame positions of item ``index``'s training clip in the current epoch."""
-        length = len(self.videos[index].frames)
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        return clip_positions(train_start(length, self.span, rng), length, self.num_frames, self.rate)
+        return self.train_sampler(len(self.videos[index].frames), rng)
 
     def __getitem__(self, index: int):
         return self._train_item(index) if self.train else self._test_item(index)
@@ -100,8 +101,7 @@ class CharadesDataset(Dataset):
     def _train_item(self, index: int):
         video = self.videos[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        length = len(video.frames)
-        positions = clip_positions(train_start(length, self.span, rng), length, self.num_frames, self.rate)
+        positions = self.train_sampler(len(video.frames), rng)
         frames = self.frames.read(video.video_id, positions)
         plan = train_plan(frames.shape[-2], frames.shape[-1], rng, jitter=self.jitter, inverse=self.inverse_jitter,
                           crop=self.crop_size)
@@ -110,9 +110,7 @@ class CharadesDataset(Dataset):
 
     def _test_item(self, index: int):
         video = self.videos[index]
-        length = len(video.frames)
-        clips = [clip_positions(s, length, self.num_frames, self.rate)
-                 for s in view_starts(length, self.span, self.ensemble_views)]
+        clips = self.test_sampler(len(video.frames))
         unique = sorted({p for c in clips for p in c})
         frames = self.frames.read(video.video_id, unique)
         h, w = short_side_size(frames.shape[-2], frames.shape[-1], self.test_size)

@@ -5,20 +5,30 @@ Ground truth (no header): ``video_id,timestamp,x1,y1,x2,y2,action_id,person_id``
 column 8 = detector score. The label map is a pbtxt with ``label { name label_id label_type }`` (v2.2)
 or ``item { name id }`` (v2.1) blocks. Frame lists: header ``original_vido_id video_id frame_id path
 labels`` then space-separated rows.
+
+Box csvs are parsed once, vectorised (:func:`read_boxes_csv` -> :class:`AvaRows` columns, used as is by the
+evaluator :mod:`severe.metrics.ava`); :func:`read_ava_ground_truth` / :func:`read_ava_detections` add the
+data-side checks (action ids 1..80, -1 or empty for detector boxes, integer person ids) and return
+:class:`AvaBox` rows.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
+import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from severe.data.entries import VideoEntry
 from severe.errors import SevereError
-from severe.data.readers._common import bad_line, file_signature, read_text
+from severe.data.readers._common import bad_line, file_signature, numbered_lines, read_text, require_file
 from severe.data.readers.frame_list import FrameListVideo, read_frame_list
 
 FPS = 30
@@ -55,21 +65,285 @@ class AvaBox:
         return f"{self.video_id},{self.timestamp:04d}"
 
 
-def _csv_lines(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of every non-blank line of a header-less csv."""
-    lines = read_text(path).splitlines()
-    return [(no, row) for no, row in enumerate(csv.reader(lines), start=1) if row and any(f.strip() for f in row)]
+# ---------------------------------------------------------------------------------------------------
+# Box csv files: one parser for the data readers and the evaluator (severe.metrics.ava)
 
 
-def _parse_box_row(row: list[str], path: Path, no: int) -> tuple[str, int, tuple[float, float, float, float]]:
+@dataclass(frozen=True, eq=False)
+class AvaRows:
+    """Box rows of an AVA csv as columns (row order = file order).
+
+    ``videos``: vocabulary of video ids; ``video``: [N] int32 index into it; ``timestamp``: [N] int64
+    seconds; ``boxes``: [N, 4] float64 normalised (x1, y1, x2, y2); ``action``: [N] int64 class ids;
+    ``score``: [N] float64 or None (for ground truth the 8th column, the person id, lands here; it is
+    not used). Build from per-row values with :meth:`from_columns`.
+    """
+
+    videos: tuple[str, ...]
+    video: np.ndarray
+    timestamp: np.ndarray
+    boxes: np.ndarray
+    action: np.ndarray
+    score: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.video)
+        checks = {
+            "video": (self.video, (n,)),
+            "timestamp": (self.timestamp, (n,)),
+            "boxes": (self.boxes, (n, 4)),
+            "action": (self.action, (n,)),
+        }
+        if self.score is not None:
+            checks["score"] = (self.score, (n,))
+        for name, (arr, shape) in checks.items():
+            if not isinstance(arr, np.ndarray) or arr.shape != shape:
+                got = getattr(arr, "shape", type(arr).__name__)
+                raise SevereError(f"AvaRows.{name} must be a numpy array of shape {list(shape)}, got {got}")
+        if not np.issubdtype(self.boxes.dtype, np.floating):
+            raise SevereError(f"AvaRows.boxes must be floats, got dtype {self.boxes.dtype}")
+        for name in ("video", "timestamp", "action"):
+            if not np.issubdtype(getattr(self, name).dtype, np.integer):
+                raise SevereError(f"AvaRows.{name} must be integers, got dtype {getattr(self, name).dtype}")
+        if n and (self.video.min() < 0 or self.video.max() >= len(self.videos)):
+            raise SevereError(f"AvaRows.video indices must lie in [0, {len(self.videos) - 1}]")
+
+    def __len__(self) -> int:
+        return len(self.video)
+
+    @classmethod
+    def from_columns(
+        cls,
+        video_ids: Sequence[str],
+        timestamps: Sequence[int] | np.ndarray,
+        boxes: Sequence[Sequence[float]] | np.ndarray,
+        action_ids: Sequence[int] | np.ndarray,
+        scores: Sequence[float] | np.ndarray | None = None,
+    ) -> "AvaRows":
+        """Rows from per-row values (video ids as strings, boxes as [N, 4] x1, y1, x2, y2)."""
+        vocab: dict[str, int] = {}
+        codes = np.fromiter((vocab.setdefault(str(v), len(vocab)) for v in video_ids), np.int32, len(video_ids))
+        n = len(codes)
+        boxes_arr = np.asarray(boxes, dtype=np.float64).reshape(n, 4) if n else np.zeros((0, 4))
+        return cls(
+            videos=tuple(vocab),
+            video=codes,
+            timestamp=np.asarray(timestamps, dtype=np.int64).reshape(n),
+            boxes=boxes_arr,
+            action=np.asarray(action_ids, dtype=np.int64).reshape(n),
+            score=None if scores is None else np.asarray(scores, dtype=np.float64).reshape(n),
+        )
+
+    def video_ids(self) -> np.ndarray:
+        """Per-row video id strings (object array)."""
+        return np.asarray(self.videos, dtype=object)[self.video] if len(self.videos) else np.zeros(0, object)
+
+
+@dataclass(frozen=True)
+class _BoxFormat:
+    """What a box csv may hold: column counts, their names (for messages), empty action ids."""
+
+    columns: tuple[int, ...]
+    names: str
+    empty_action: bool = False  # detector files: an empty action column (stored as EMPTY_ACTION)
+
+    @property
+    def expected(self) -> str:
+        return f"{' or '.join(map(str, self.columns))} columns ({self.names})"
+
+
+_EVAL_GROUND_TRUTH = _BoxFormat((7, 8), "video,time,x1,y1,x2,y2,action[,person id]")
+_EVAL_DETECTIONS = _BoxFormat((8,), "video,time,x1,y1,x2,y2,action,score")
+_GROUND_TRUTH = _BoxFormat((8,), "video,time,x1,y1,x2,y2,action,person")
+_DETECTIONS = _BoxFormat((8,), "video,time,x1,y1,x2,y2,action,score", empty_action=True)
+EMPTY_ACTION = -(2**63)  # the action id of a row whose action column is empty (detector files)
+_EMPTY_TOKEN = str(EMPTY_ACTION).encode()
+_CHUNK_BYTES = 32 << 20  # parse 32 MB of rows at a time (bounded memory for 10M-row files)
+
+
+class _SlowPath(Exception):
+    """The vectorised chunk parser met something unusual: redo the chunk line by line."""
+
+
+def read_boxes_csv(path: str | Path, *, require_score: bool = False) -> AvaRows:
+    """An AVA box csv (no header) for the evaluator: ``video_id,timestamp,x1,y1,x2,y2,action_id[,score]``.
+
+    Ground truth has 7 or 8 columns (the 8th, the person id, is read into ``score`` and ignored by the
+    evaluator; NaN marks a row without it); detections need the 8th column (``require_score=True``).
+    Coordinates must be numbers in [0, 1] with x1 <= x2 and y1 <= y2, timestamps and action ids
+    integers, scores finite. Any malformed line -> SevereError naming the file and line. Blank lines are
+    skipped; LF or CRLF line ends.
+
+    Parsing is vectorised per 32 MB chunk (bytes split + ``map(float)``); a chunk with anything unusual
+    (quotes, blank lines, mixed column counts, bad values) is re-parsed line by line with the csv module,
+    which finds and names the offending line.
+    """
+    rows, has8, _ = _read_box_columns(Path(path), _EVAL_DETECTIONS if require_score else _EVAL_GROUND_TRUTH)
+    if not len(rows):
+        raise SevereError(f"{path}: no rows (empty box csv)")
+    return rows if has8.any() else replace(rows, score=None)  # mixed 7/8-column ground truth: NaN where absent
+
+
+def _read_box_columns(path: Path, fmt: _BoxFormat) -> tuple[AvaRows, np.ndarray, np.ndarray]:
+    """The rows of a box csv (``score`` NaN where a row has no 8th column), the has-8th-column flag and
+    the 1-based line number of every row."""
+    require_file(path, "box csv")
+    data = path.read_bytes()
+    vocab: dict[bytes, int] = {}
+    parts: list[tuple[np.ndarray, ...]] = []
+    start, line_no = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", min(start + _CHUNK_BYTES, len(data)))
+        end = len(data) if end < 0 else end + 1
+        chunk = data[start:end]
+        try:
+            cols = _parse_chunk_fast(chunk, vocab, fmt)
+        except _SlowPath:
+            cols = _parse_chunk_slow(chunk, vocab, fmt, path, line_no)
+        _validate_chunk(cols, path, line_no)
+        parts.append((*cols[:6], cols[6] + line_no))
+        line_no += chunk.count(b"\n")
+        start = end
+    if not parts:
+        parts.append(_parse_chunk_slow(b"", vocab, fmt, path, 1))
+    video, ts, boxes, action, score, has8, lines = (np.concatenate(c) for c in zip(*parts))
     try:
-        ts = int(row[1])
-        box = tuple(float(v) for v in row[2:6])
+        videos = tuple(v.decode("utf-8") for v in vocab)
+    except UnicodeDecodeError as e:
+        raise SevereError(f"{path}: a video id is not UTF-8 text ({e.reason})") from None
+    return AvaRows(videos, video.astype(np.int32), ts, boxes, action, score), has8, lines
+
+
+# Column tuples of the chunk parsers: video code, timestamp, boxes [n, 4], action, score (NaN without an
+# 8th column), has-8th-column flag, 0-based line offset of each row inside the chunk.
+
+
+def _parse_chunk_fast(chunk: bytes, vocab: dict[bytes, int], fmt: _BoxFormat) -> tuple[np.ndarray, ...]:
+    if b"\r" in chunk:
+        chunk = chunk.replace(b"\r\n", b"\n")
+    if b'"' in chunk or b"\r" in chunk:
+        raise _SlowPath
+    lines = chunk.rstrip(b" \t\n").split(b"\n")  # trailing blank lines: nothing to number
+    n = len(lines)
+    commas = np.fromiter(map(bytes.count, lines, itertools.repeat(b",")), np.int64, n)
+    ncols = int(commas[0]) + 1
+    if ncols not in fmt.columns or not (commas == ncols - 1).all():
+        raise _SlowPath
+    tok = b",".join(lines).split(b",")
+    try:
+        vids = tok[0::ncols]
+        for v in dict.fromkeys(vids):  # few distinct ids: build the codes with C-level lookups
+            vocab.setdefault(v, len(vocab))
+        video = np.fromiter(map(vocab.__getitem__, vids), np.int64, n)
+        ts = np.fromiter(map(int, tok[1::ncols]), np.int64, n)
+        boxes = np.empty((n, 4), np.float64)
+        for k in range(4):
+            boxes[:, k] = np.fromiter(map(float, tok[2 + k :: ncols]), np.float64, n)
+        actions = tok[6::ncols]
+        if fmt.empty_action:
+            actions = [a if a.strip() else _EMPTY_TOKEN for a in actions]
+        action = np.fromiter(map(int, actions), np.int64, n)
+        score = np.fromiter(map(float, tok[7::8]), np.float64, n) if ncols == 8 else np.full(n, np.nan)
     except ValueError:
-        raise bad_line(path, no, f"timestamp must be an integer and box 4 numbers, got {row[:6]!r}") from None
-    if not all(0.0 <= v <= 1.0 for v in box) or box[2] < box[0] or box[3] < box[1]:
-        raise bad_line(path, no, f"box {box} is not normalised (0 <= x1 <= x2 <= 1, 0 <= y1 <= y2 <= 1)")
-    return row[0], ts, box  # type: ignore[return-value]
+        raise _SlowPath from None
+    if b"" in vocab:
+        raise _SlowPath
+    return video, ts, boxes, action, score, np.full(n, ncols == 8), np.arange(n)
+
+
+def _parse_chunk_slow(
+    chunk: bytes, vocab: dict[bytes, int], fmt: _BoxFormat, path: Path, first_line: int
+) -> tuple[np.ndarray, ...]:
+    rows: list[tuple] = []
+    offsets: list[int] = []
+    for off, raw in enumerate(chunk.split(b"\n")):
+        no = first_line + off
+        try:
+            line = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as e:
+            raise bad_line(path, no, f"not UTF-8 text ({e.reason})") from None
+        if not line.strip():
+            continue
+        row = next(csv.reader([line]))
+        if len(row) not in fmt.columns:
+            raise bad_line(path, no, f"expected {fmt.expected}, got {len(row)}: {line.strip()[:80]!r}")
+        if not row[0]:
+            raise bad_line(path, no, "empty video id")
+        try:
+            ts = int(row[1])
+        except ValueError:
+            raise bad_line(path, no, f"timestamp must be an integer, got {row[1]!r}") from None
+        try:
+            box = tuple(float(v) for v in row[2:6])
+        except ValueError:
+            raise bad_line(path, no, f"box must be 4 numbers, got {row[2:6]!r}") from None
+        try:
+            action = EMPTY_ACTION if fmt.empty_action and not row[6].strip() else int(row[6])
+        except ValueError:
+            raise bad_line(path, no, f"action id must be an integer, got {row[6]!r}") from None
+        try:
+            score = float(row[7]) if len(row) == 8 else math.nan
+        except ValueError:
+            raise bad_line(path, no, f"8th column (score / person id) must be a number, got {row[7]!r}") from None
+        rows.append((vocab.setdefault(row[0].encode("utf-8"), len(vocab)), ts, box, action, score, len(row) == 8))
+        offsets.append(off)
+    n = len(rows)
+    return (
+        np.fromiter((r[0] for r in rows), np.int64, n),
+        np.fromiter((r[1] for r in rows), np.int64, n),
+        np.array([r[2] for r in rows], np.float64).reshape(n, 4),
+        np.fromiter((r[3] for r in rows), np.int64, n),
+        np.fromiter((r[4] for r in rows), np.float64, n),
+        np.fromiter((r[5] for r in rows), bool, n),
+        np.asarray(offsets, np.int64),
+    )
+
+
+def _validate_chunk(cols: tuple[np.ndarray, ...], path: Path, first_line: int) -> None:
+    _, _, boxes, _, score, has8, offsets = cols
+    x1, y1, x2, y2 = boxes.T
+    bad = ~((x1 >= 0) & (x1 <= x2) & (x2 <= 1) & (y1 >= 0) & (y1 <= y2) & (y2 <= 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise bad_line(path, first_line + int(offsets[i]),
+                       f"box {tuple(boxes[i].tolist())} is not normalised (0 <= x1 <= x2 <= 1, 0 <= y1 <= y2 <= 1)")
+    bad = has8 & ~np.isfinite(score)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise bad_line(path, first_line + int(offsets[i]), f"score (8th column) must be finite, got {score[i]}")
+
+
+def read_exclusions(path: str | Path) -> set[tuple[str, int]]:
+    """Excluded-timestamps csv (``video_id,timestamp`` per line) -> {(video_id, second)}."""
+    path = Path(path)
+    out: set[tuple[str, int]] = set()
+    for no, line in numbered_lines(path, "excluded-timestamps file"):
+        row = next(csv.reader([line]))
+        if len(row) != 2 or not row[0]:
+            raise bad_line(path, no, f"expected 'video_id,timestamp', got {line.strip()[:80]!r}")
+        try:
+            out.add((row[0], int(row[1])))
+        except ValueError:
+            raise bad_line(path, no, f"timestamp must be an integer, got {row[1]!r}") from None
+    return out
+
+
+def _boxes(rows: AvaRows, **extra) -> list[AvaBox]:
+    """AvaBox per row (file order); ``extra``: per-row lists of the keyword fields."""
+    names, actions = rows.video_ids().tolist(), rows.action.tolist()
+    keys = list(extra)
+    return [AvaBox(v, t, tuple(b), None if a == EMPTY_ACTION else a, **dict(zip(keys, e)))
+            for v, t, b, a, *e in zip(names, rows.timestamp.tolist(), rows.boxes.tolist(), actions, *extra.values())]
+
+
+def _check_actions(rows: AvaRows, lines: np.ndarray, path: Path, negatives: bool) -> None:
+    ok = (rows.action >= 1) & (rows.action <= NUM_ACTIONS)
+    if negatives:
+        ok |= (rows.action == -1) | (rows.action == EMPTY_ACTION)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise bad_line(path, int(lines[i]), f"action id {int(rows.action[i])} outside 1..{NUM_ACTIONS}"
+                       + (" (or -1 for a negative)" if negatives else ""))
 
 
 def read_ava_ground_truth(path: Path) -> list[AvaBox]:
@@ -80,51 +354,28 @@ def read_ava_ground_truth(path: Path) -> list[AvaBox]:
 @lru_cache(maxsize=4)
 def _ground_truth(signature: tuple) -> tuple[AvaBox, ...]:
     path = Path(signature[0])
-    out: list[AvaBox] = []
-    for no, row in _csv_lines(path):
-        if len(row) != 8:
-            raise bad_line(path, no, f"expected 8 columns (video,time,x1,y1,x2,y2,action,person), got {len(row)}")
-        vid, ts, box = _parse_box_row(row, path, no)
-        try:
-            action, person = int(row[6]), int(row[7])
-        except ValueError:
-            raise bad_line(path, no, f"action id and person id must be integers, got {row[6:]!r}") from None
-        if not 1 <= action <= NUM_ACTIONS:
-            raise bad_line(path, no, f"action id {action} outside 1..{NUM_ACTIONS}")
-        out.append(AvaBox(vid, ts, box, action, person_id=person))
-    return tuple(out)
+    rows, _, lines = _read_box_columns(path, _GROUND_TRUTH)
+    _check_actions(rows, lines, path, negatives=False)
+    person = rows.score
+    fractional = person != np.floor(person)
+    if fractional.any():
+        i = int(np.flatnonzero(fractional)[0])
+        raise bad_line(path, int(lines[i]), f"person id must be an integer, got {person[i]!r}")
+    return tuple(_boxes(rows, person_id=person.astype(np.int64).tolist()))
 
 
 def read_ava_detections(path: Path, min_score: float | None = None) -> list[AvaBox]:
-    """Rows of a person-detector box csv in file order, keeping those with score >= ``min_score``."""
-    out: list[AvaBox] = []
-    for no, row in _csv_lines(path):
-        if len(row) != 8:
-            raise bad_line(path, no, f"expected 8 columns (video,time,x1,y1,x2,y2,action,score), got {len(row)}")
-        vid, ts, box = _parse_box_row(row, path, no)
-        try:
-            action = int(row[6]) if row[6].strip() else None
-            score = float(row[7])
-        except ValueError:
-            raise bad_line(path, no, f"action id must be an integer or empty and score a number, got {row[6:]!r}") from None
-        if action is not None and action != -1 and not 1 <= action <= NUM_ACTIONS:
-            raise bad_line(path, no, f"action id {action} outside 1..{NUM_ACTIONS} (or -1 for a negative)")
-        if min_score is None or score >= min_score:
-            out.append(AvaBox(vid, ts, box, action, score=score))
-    return out
+    """Rows of a person-detector box csv in file order, keeping those with score >= ``min_score``
+    (action id 1..80, -1 for a negative, or empty)."""
+    rows, _, lines = _read_box_columns(Path(path), _DETECTIONS)
+    _check_actions(rows, lines, Path(path), negatives=True)
+    boxes = _boxes(rows, score=rows.score.tolist())
+    return boxes if min_score is None else [b for b in boxes if b.score >= min_score]
 
 
 def read_ava_excluded(path: Path) -> set[str]:
     """Image keys ``"<video_id>,<%04d second>"`` listed in an excluded-timestamps csv."""
-    out: set[str] = set()
-    for no, row in _csv_lines(path):
-        if len(row) != 2:
-            raise bad_line(path, no, f"expected 'video_id,timestamp', got {row!r}")
-        try:
-            out.add(f"{row[0]},{int(row[1]):04d}")
-        except ValueError:
-            raise bad_line(path, no, f"timestamp must be an integer, got {row[1]!r}") from None
-    return out
+    return {f"{v},{t:04d}" for v, t in read_exclusions(path)}
 
 
 _BLOCK = re.compile(r"\b(label|item)\s*\{([^{}]*)\}", re.S)

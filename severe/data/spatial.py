@@ -9,7 +9,7 @@ shift; see the subproject README).
 One clip = one :class:`SpatialPlan` (resize, optional crop, optional flip) applied identically to every
 frame and to the boxes. Resizing is bilinear **without antialiasing**, like PySlowFast's ``cv2.resize``
 / ``F.interpolate``; the short side becomes ``size`` and the long side ``floor(long / short * size)``.
-Used by :mod:`severe.detection` and :mod:`severe.multilabel`.
+Used by AVA (:mod:`severe.detection`) and Charades (:mod:`severe.multilabel`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from severe.data.transforms import ShortSideJitter, short_side_size
+
 __all__ = [
     "short_side_size",
-    "draw_short_side",
     "resize_frames",
     "boxes_to_pixels",
     "clip_boxes",
@@ -36,22 +37,6 @@ __all__ = [
     "train_plan",
     "resize_plan",
 ]
-
-
-def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """(new height, new width) with the short side ``size`` and the long side floor(long / short * size)."""
-    if (width <= height and width == size) or (height <= width and height == size):
-        return height, width
-    if width < height:
-        return int(math.floor(float(height) / width * size)), size
-    return size, int(math.floor(float(width) / height * size))
-
-
-def draw_short_side(rng: np.random.Generator, low: int, high: int, inverse: bool) -> int:
-    """A training short side in [low, high]: ``round(1 / U(1/high, 1/low))`` if ``inverse`` else ``round(U(low, high))``."""
-    if inverse:
-        return int(round(1.0 / rng.uniform(1.0 / high, 1.0 / low)))
-    return int(round(rng.uniform(low, high)))
 
 
 def resize_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -143,14 +128,13 @@ class SpatialPlan:
 
 def train_plan(height: int, width: int, rng: np.random.Generator, *, jitter: tuple[int, int], inverse: bool,
                crop: int, flip_p: float = 0.5) -> SpatialPlan:
-    """Training view: short side drawn from ``jitter``, random ``crop`` x ``crop`` (offsets uniform,
-    inclusive), horizontal flip with probability ``flip_p``. Draw order: size, top, left, flip."""
-    size = draw_short_side(rng, jitter[0], jitter[1], inverse)
-    h, w = short_side_size(height, width, size)
-    top = int(rng.integers(0, h - crop, endpoint=True)) if h > crop else 0
-    left = int(rng.integers(0, w - crop, endpoint=True)) if w > crop else 0
+    """Training view: :class:`~severe.data.transforms.ShortSideJitter` (short side from ``jitter``,
+    inverse-uniform or uniform, PySlowFast's floor resize, random ``crop`` x ``crop``), then a horizontal
+    flip with probability ``flip_p``. Draw order: size, top, left, flip."""
+    j = ShortSideJitter(jitter[0], jitter[1], crop, draw="inverse" if inverse else "uniform",
+                        resize="floor").sample(height, width, rng)
     flip = bool(rng.random() < flip_p)
-    return SpatialPlan(h, w, (top, left, min(crop, h, w)), flip)
+    return SpatialPlan(j.height, j.width, (j.top, j.left, j.size), flip)
 
 
 def resize_plan(height: int, width: int, size: int) -> SpatialPlan:
