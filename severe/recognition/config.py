@@ -9,8 +9,8 @@ from typing import Any
 from fvcore.common.config import CfgNode
 
 from severe.errors import SevereError
+from severe.experiments import FACTORS
 
-FACTORS = ("domain", "samples", "granularity", "linear", "task")
 MODES = ("finetune", "linear", "knn")
 
 
