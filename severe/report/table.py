@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from severe.checkpoints.methods import INIT_ORDER
 from severe.errors import SevereError
 from severe.report.collect import Cell, Collection, collect
 from severe.experiments import EXPERIMENTS, ORDER, SEVERE_COLUMNS, factor_rank
@@ -24,9 +25,6 @@ from severe.report.columns import severe_mean
 from severe.report.reference import REFERENCE_SETS, ReferenceMethod, load_reference
 
 VIEWS = ("severe", "all")
-#: row order of the suite's initialisations (others follow alphabetically)
-METHOD_ORDER = ("scratch", "supervised", "selavi", "moco", "video_moco", "pretext_contrast", "rspnet", "avid_cma",
-                "ctp", "tubelet_contrast", "tclr", "gdt")
 PUBLISHED_SUFFIX = " (published)"
 _TIE = 1e-9
 
@@ -124,7 +122,7 @@ def _user_rows(collection: Collection, found: dict[tuple[str, str], Column]) -> 
     for (init, exp, mode), cell in collection.cells.items():
         row = rows.setdefault(init, Row(init, init, init, False, {}))
         row.cells[found[(exp, mode)].key] = cell
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    order = {m: i for i, m in enumerate(INIT_ORDER)}  # the method table's order; others follow alphabetically
     return sorted(rows.values(), key=lambda r: (order.get(r.init, len(order)), r.init))
 
 
