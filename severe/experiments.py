@@ -97,7 +97,8 @@ SUITES: dict[str, tuple[str, ...]] = {
     "granularity": ("gym99_granularity", "gym288", "gym_vault", "gym_floor", "gym_fx_s1", "gym_ub_s1"),
     "tasks": ("ucfrep", "charades", "ava", "arrow_of_time"),
 }
-SUITES["full"] = tuple(dict.fromkeys(e for name in ("domains", "samples", "granularity", "tasks") for e in SUITES[name]))
+SUITES["full"] = tuple(dict.fromkeys(e for name in ("domains", "samples", "granularity", "tasks")
+                                     for e in SUITES[name]))
 
 
 def suite(name: str, only: list[str] | None = None) -> list[Experiment]:

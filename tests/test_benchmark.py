@@ -112,6 +112,7 @@ def test_local_benchmark_runs_then_skips(tmp_path, capsys):
     results = tmp_path / "out" / "scratch" / "ucf101" / "results.json"
     first = json.loads(results.read_text())
     assert first["experiment_id"] == "ucf101" and first["config"]["TRAIN"]["EPOCHS"] == 1
+    assert first["primary"]["metric"] == EXPERIMENTS["ucf101"].metric  # what the experiment table says it shows
     capsys.readouterr()
     assert severe_main(args) == 0  # idempotent: the finished experiment is skipped, nothing rewritten
     assert "skipped (results.json exists)" in capsys.readouterr().out

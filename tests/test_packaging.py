@@ -47,7 +47,8 @@ def test_installed_package_ships_every_config(tmp_path):
                     "--target", str(site), str(src)], check=True, capture_output=True, text=True)
     package = (site / "severe").resolve()
     shipped = sorted(p.relative_to(REPO / "severe") for p in (REPO / "severe" / "configs").rglob("*.yaml"))
-    assert shipped and sorted(p.relative_to(site / "severe") for p in package.joinpath("configs").rglob("*.yaml")) == shipped
+    installed = sorted(p.relative_to(package) for p in (package / "configs").rglob("*.yaml"))
+    assert shipped and installed == shipped
 
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "data").mkdir(parents=True)

@@ -152,7 +152,8 @@ def _selavi_marks(obj: Any, tensors: Mapping[str, torch.Tensor]) -> bool:
 SCRATCH = "scratch"
 _SCRATCH_LONG = {"TRAIN.EPOCHS": 20, "TRAIN.MILESTONES": [10, 15, 18], "TRAIN.WEIGHT_DECAY": 1e-4}
 SCRATCH_RULES: tuple[InitRule, ...] = (
-    InitRule(SCRATCH, _SCRATCH_LONG, "scratch schedule (ucf101/hmdb51/gym99/gym288)", ("ucf101", "hmdb51", "gym99", "gym288")),
+    InitRule(SCRATCH, _SCRATCH_LONG, "scratch schedule (ucf101/hmdb51/gym99/gym288)",
+             ("ucf101", "hmdb51", "gym99", "gym288")),
     InitRule(SCRATCH, {"TRAIN.EPOCHS": 25, "TRAIN.MILESTONES": [12, 19, 22], "TRAIN.WEIGHT_DECAY": 1e-4},
              "scratch schedule (ssv2)", ("ssv2",)),
     InitRule(SCRATCH, {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [7, 12, 16], "TRAIN.WEIGHT_DECAY": 1e-5},
@@ -239,7 +240,8 @@ DETECTION_ORDER: list[str] = sorted((m.name for m in METHODS.values() if m.detec
 #: the report's row order of the initialisations: scratch, then the table's rows
 INIT_ORDER: tuple[str, ...] = (SCRATCH, *METHODS)
 #: the recognition protocol exceptions of every initialisation (scratch included)
-PROTOCOL_RULES: dict[str, tuple[InitRule, ...]] = {SCRATCH: SCRATCH_RULES, **{m.name: m.rules for m in METHODS.values()}}
+PROTOCOL_RULES: dict[str, tuple[InitRule, ...]] = {SCRATCH: SCRATCH_RULES,
+                                                   **{m.name: m.rules for m in METHODS.values()}}
 
 # Releases that look like a method but cannot be mapped onto torchvision's R(2+1)D-18.
 INCOMPATIBLE_RELEASES: list[tuple[re.Pattern[str], str]] = [

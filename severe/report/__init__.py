@@ -2,7 +2,8 @@
 
 - :func:`build_report` (``severe.report.table``) -> :class:`Report` with ``to_markdown()``, ``to_csv()``, ``to_latex()``
 - :func:`plot_report` (``severe.report.plots``) writes the figure
-- :func:`severe_mean` (``severe.report.columns``; the columns: ``severe.experiments``), :func:`load_reference` (``severe.report.reference``)
+- :func:`severe_mean` (``severe.report.columns``), :func:`load_reference` (``severe.report.reference``)
+- the columns (labels, factors, directions): the experiment table ``severe.experiments``
 """
 
 from severe.experiments import SEVERE_COLUMNS

@@ -163,7 +163,8 @@ def pretext_contrast(w: Weights) -> tuple[Any, State]:
     """numbered stages under base_network, projector and pretext heads, at the top level."""
     heads = random_state({**_linear("projector.mlp.0", 512, 512), **_linear("projector.mlp.2", 128, 512),
                           **_linear("fc_seq", 2, 1024), **_linear("fc_speed", 4, 1024)}, w.seed + 4)
-    return {**_prefixed(w.module + "base_network.", w.backbone, to_numbered_name), **_prefixed(w.module, heads)}, w.backbone
+    obj = {**_prefixed(w.module + "base_network.", w.backbone, to_numbered_name), **_prefixed(w.module, heads)}
+    return obj, w.backbone
 
 
 def rspnet(w: Weights) -> tuple[Any, State]:
