@@ -50,7 +50,7 @@ RUNNERS = {
 }
 
 
-def route_overrides(experiments: list["Experiment"], overrides: list[str]) -> dict[str, list[str]]:
+def route_overrides(experiments: list[Experiment], overrides: list[str]) -> dict[str, list[str]]:
     """Split ``KEY VALUE`` pairs per experiment: ``RUNNER:KEY`` (e.g. ``recognition:TRAIN.EPOCHS``) goes to
     that runner's experiments only; a plain ``KEY`` to every experiment whose config has the key. A key no
     selected experiment knows is an error."""
