@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from severe.benchmark.launch import plan_jobs, run_local
-from severe.benchmark.suites import EXPERIMENTS, REPETITION_CONFIGS, SLOWFAST_CONFIGS, Experiment
+from severe.experiments import EXPERIMENTS, Experiment
 from severe.cli import setup_logging
 from severe.errors import SevereError
 from severe.io import atomic_torch_save
@@ -46,10 +47,9 @@ def demo_experiments(quick: bool) -> list[tuple[Experiment, list[str]]]:
         (EXPERIMENTS["ssv2"], rec),
         (EXPERIMENTS["ucf101_1000"], [*rec, "DATA.NUM_EXAMPLES", "20"]),
         (EXPERIMENTS["gym_fx_s1"], rec),
-        (Experiment("ucfrep", "task", "repetition", REPETITION_CONFIGS / "ucfrep.yaml"), [*_REP, "TRAIN.EPOCHS", epochs]),
-        (Experiment("charades", "task", "charades", SLOWFAST_CONFIGS / "Charades" / "TINY_SYNTHETIC.yaml"),
-         ["SOLVER.MAX_EPOCH", epochs]),
-        (Experiment("ava", "task", "ava", SLOWFAST_CONFIGS / "AVA" / "TINY_SYNTHETIC.yaml"), ["SOLVER.MAX_EPOCH", epochs]),
+        (EXPERIMENTS["ucfrep"], [*_REP, "TRAIN.EPOCHS", epochs]),
+        (replace(EXPERIMENTS["charades"], config="slowfast/Charades/TINY_SYNTHETIC.yaml"), ["SOLVER.MAX_EPOCH", epochs]),
+        (replace(EXPERIMENTS["ava"], config="slowfast/AVA/TINY_SYNTHETIC.yaml"), ["SOLVER.MAX_EPOCH", epochs]),
     ]
     return suite[:2] + suite[4:5] if quick else suite
 

@@ -7,31 +7,32 @@ import json
 import pytest
 
 from severe.benchmark.launch import SlurmSettings, plan_jobs, run_job, slurm_specs
-from severe.benchmark.suites import EXPERIMENTS, expand, route_overrides
+from severe.benchmark.runners import route_overrides
 from severe.cli import main as severe_main
 from severe.report.collect import collect
 from severe.errors import SevereError
+from severe.experiments import EXPERIMENTS, suite
 from severe.synth.datasets import write_synthetic_root
 
 
 def test_suites_expand_to_existing_configs():
-    severe = [e.id for e in expand("severe")]
+    severe = [e.id for e in suite("severe")]
     assert severe == ["ssv2", "gym99", "ucf101_1000", "gym99_1000", "gym_fx_s1", "gym_ub_s1", "ucfrep", "charades"]
-    assert [e.factor for e in expand("severe")] == ["domain"] * 2 + ["samples"] * 2 + ["granularity"] * 2 + ["task"] * 2
-    full = expand("full")
+    assert [e.factor for e in suite("severe")] == ["domain"] * 2 + ["samples"] * 2 + ["granularity"] * 2 + ["task"] * 2
+    full = suite("full")
     assert len(full) == len({e.id for e in full}) >= 37
     for e in full:
-        assert e.config.is_file(), e
-    assert {e.id for e in expand("tasks")} == {"ucfrep", "charades", "ava", "arrow_of_time"}
-    assert [e.id for e in expand("samples", ["gym99_2000", "ucf101_1000"])] == ["ucf101_1000", "gym99_2000"]
+        assert e.config_path.is_file(), e
+    assert {e.id for e in suite("tasks")} == {"ucfrep", "charades", "ava", "arrow_of_time"}
+    assert [e.id for e in suite("samples", ["gym99_2000", "ucf101_1000"])] == ["ucf101_1000", "gym99_2000"]
     with pytest.raises(SevereError, match="not in suite 'severe'"):
-        expand("severe", ["ava"])
+        suite("severe", ["ava"])
     with pytest.raises(SevereError, match="unknown suite"):
-        expand("everything")
+        suite("everything")
 
 
 def test_overrides_are_routed_by_config_schema():
-    exps = expand("severe")
+    exps = suite("severe")
     routed = route_overrides(exps, ["recognition:TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4", "SOLVER.MAX_EPOCH", "1"])
     assert routed["ssv2"] == ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4"]
     assert routed["ucfrep"] == ["TRAIN.BATCH_SIZE", "4"]  # repetition has TRAIN.BATCH_SIZE, not the prefixed key
@@ -51,10 +52,10 @@ def test_jobs_skip_finished_and_resume_unfinished(tmp_path):
     jobs = plan_jobs(exps, "gdt", "w.pth", tmp_path / "data", tmp_path / "out", True, {"ssv2": ["TRAIN.EPOCHS", "1"]})
     assert [j.status for j in jobs] == ["done", "resume", "new"]
     ssv2 = jobs[1].argv
-    assert ssv2[:2] == [str(EXPERIMENTS["ssv2"].config), "--init"] and "--resume" in ssv2 and "--trust" in ssv2
+    assert ssv2[:2] == [str(EXPERIMENTS["ssv2"].config_path), "--init"] and "--resume" in ssv2 and "--trust" in ssv2
     assert ssv2[-4:] == ["--weights", "w.pth", "TRAIN.EPOCHS", "1"]
     charades = jobs[2].argv
-    assert charades[:2] == ["--cfg", str(EXPERIMENTS["charades"].config)]
+    assert charades[:2] == ["--cfg", str(EXPERIMENTS["charades"].config_path)]
     assert ["MODEL.INIT_METHOD", "gdt"] == charades[charades.index("MODEL.INIT_METHOD"):][:2]
     assert charades[charades.index("OUTPUT_DIR") + 1] == str(tmp_path / "out" / "gdt" / "charades")
     assert charades[charades.index("MODEL.CKPT") + 1] == "w.pth"
@@ -77,7 +78,7 @@ def test_seeds_give_one_run_per_seed_through_each_runners_key(tmp_path):
 
 
 def test_slurm_job_spec_without_submitting(tmp_path):
-    jobs = plan_jobs(expand("severe"), "tclr", "t.pth", tmp_path, tmp_path / "out", True, {})
+    jobs = plan_jobs(suite("severe"), "tclr", "t.pth", tmp_path, tmp_path / "out", True, {})
     specs = slurm_specs(jobs, SlurmSettings(partition="gpu", gpus=2, cpus=16, hours=12, mem="64G"))
     assert len(specs) == 8 and specs[0]["function"] is run_job
     assert specs[0]["args"][:2] == ("severe.recognition.cli", "finetune_main")
@@ -111,6 +112,7 @@ def test_local_benchmark_runs_then_skips(tmp_path, capsys):
     results = tmp_path / "out" / "scratch" / "ucf101" / "results.json"
     first = json.loads(results.read_text())
     assert first["experiment_id"] == "ucf101" and first["config"]["TRAIN"]["EPOCHS"] == 1
+    assert first["primary"]["metric"] == EXPERIMENTS["ucf101"].metric  # what the experiment table says it shows
     capsys.readouterr()
     assert severe_main(args) == 0  # idempotent: the finished experiment is skipped, nothing rewritten
     assert "skipped (results.json exists)" in capsys.readouterr().out

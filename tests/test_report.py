@@ -13,7 +13,8 @@ from severe.cli import run_entry
 from severe.errors import SevereError
 from severe.report.cli import main as report_main
 from severe.report.collect import collect
-from severe.report.columns import KNOWN, SEVERE_COLUMNS, severe_mean
+from severe.experiments import EXPERIMENTS, SEVERE_COLUMNS
+from severe.report.columns import severe_mean
 from severe.report.plots import plot_report
 from severe.report.reference import load_reference, parse_reference
 from severe.report.render import fmt
@@ -23,7 +24,7 @@ from severe.results import make_results, write_results
 
 def write_run(root: Path, init: str, exp: str, value: float, seed: int = 1, *, mode: str | None = None,
               factor: str | None = None, higher_is_better: bool | None = None, sub: str = "") -> Path:
-    spec = KNOWN.get(exp)
+    spec = EXPERIMENTS.get(exp)
     if higher_is_better is None:
         higher_is_better = spec.higher_is_better if spec else True
     record = make_results(

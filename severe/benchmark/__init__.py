@@ -1,1 +1,1 @@
-"""``severe benchmark``: expand a suite into experiments and run them locally or on SLURM."""
+"""``severe benchmark``: expand a suite of :mod:`severe.experiments` and run it locally or on SLURM."""

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from severe.benchmark.launch import SlurmSettings, plan_jobs, run_local, submit_slurm
-from severe.benchmark.suites import SUITES, expand, route_overrides
+from severe.benchmark.runners import route_overrides
 from severe.checkpoints.weights import check_initialisation
 from severe.cli import setup_logging
 from severe.data.registry import resolve_data_root
+from severe.experiments import SUITES, suite
 
 EPILOG = "suites:\n" + "\n".join(f"  {name:<12} {', '.join(ids)}" for name, ids in SUITES.items()) + """
 
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> int:
     setup_logging()
     method = check_initialisation(args.init, args.weights)
     data_root = resolve_data_root(args.data_root)
-    experiments = expand(args.suite, args.only)
+    experiments = suite(args.suite, args.only)
     overrides = route_overrides(experiments, args.overrides)
     out = Path(args.out)
     jobs = plan_jobs(experiments, method, args.weights, data_root.resolve(), out.resolve(), args.trust, overrides,

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from severe.benchmark.suites import RUNNERS, Experiment
+from severe.benchmark.runners import RUNNERS, experiment_argv
 from severe.errors import SevereError
+from severe.experiments import Experiment
 from severe.results import RESULTS_FILE
 
 log = logging.getLogger("severe.benchmark")
@@ -64,8 +65,8 @@ def plan_jobs(experiments: list[Experiment], method: str, weights: str | None, d
                 status = "resume"
             else:
                 status = "new"
-            argv = e.argv(method, weights, data_root, run_dir, resume=status == "resume", trust=trust,
-                          overrides=extra + ([] if seed is None else [seed_key, str(seed)]))
+            argv = experiment_argv(e, method, weights, data_root, run_dir, resume=status == "resume", trust=trust,
+                                   overrides=extra + ([] if seed is None else [seed_key, str(seed)]))
             jobs.append(Job(e, run_dir, argv, status, seed))
     return jobs
 

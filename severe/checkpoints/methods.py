@@ -1,8 +1,10 @@
-"""How each pretraining method stores its R(2+1)D-18 on disk: one table (checkpoints.md §5).
+"""The pretraining methods: one table (checkpoints.md §5, protocol.md §3).
 
 Every row says where the backbone lives (container key, prefix without the optional ``module.``),
-how its names map onto torchvision's, which architecture it targets, its input convention, and the
-fingerprint that recognises a file of that layout.
+how its names map onto torchvision's, which architecture it targets, its input convention, the
+fingerprint that recognises a file of that layout and its auto-detection priority, the method's
+recognition protocol exceptions, its synthetic checkpoint layout and its per-task notes. The rows are
+in the report's row order (after ``scratch``, which has protocol exceptions but no checkpoint).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
+
+from severe.synth import layouts
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
@@ -76,6 +80,23 @@ def find_prefix(tensors: Mapping[str, torch.Tensor], prefix: str, anchor: str) -
 
 
 @dataclass(frozen=True)
+class InitRule:
+    """A protocol exception of one initialisation for recognition runs (protocol.md §3): ``settings`` apply
+    to runs of ``datasets`` (empty = every dataset) in ``modes`` with ``num_examples`` (empty = any)."""
+
+    method: str
+    settings: dict[str, Any]
+    why: str
+    datasets: tuple[str, ...] = ()  # empty = every dataset
+    modes: tuple[str, ...] = ("finetune",)
+    num_examples: tuple[int, ...] = field(default=())  # empty = any
+
+    def applies(self, method: str, dataset: str, mode: str, num_examples: int) -> bool:
+        return (method == self.method and mode in self.modes and (not self.datasets or dataset in self.datasets)
+                and (not self.num_examples or num_examples in self.num_examples))
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     name: str
     title: str
@@ -91,6 +112,11 @@ class MethodSpec:
     extra_meta: dict = field(default_factory=dict)
     extra_check: Callable[[Any, Mapping[str, torch.Tensor]], bool] = lambda obj, t: True
     also_accepts: tuple[str, ...] = ()  # methods with an identical layout
+    detect: int | None = None  # auto-detection priority, lower first (checkpoints.md §2.5): specific layouts
+    # before generic ones; None = never detected by its layout (identical to another method's)
+    rules: tuple[InitRule, ...] = ()  # recognition protocol exceptions (protocol.md §3)
+    synthetic: Callable[[layouts.Weights], tuple[Any, Any]] | None = None  # writes a file of this layout
+    task_notes: dict[str, str] = field(default_factory=dict)  # task -> what a run of this method does differently
 
     def locate(self, obj: Any) -> tuple[str | None, dict[str, torch.Tensor], str] | None:
         """(container, its tensors, actual prefix) if the file has this method's layout, else None."""
@@ -122,64 +148,100 @@ def _selavi_marks(obj: Any, tensors: Mapping[str, torch.Tensor]) -> bool:
     return "selflabels" in obj or any(_SELAVI_HEAD.match(k) for k in tensors)
 
 
+#: the scratch initialisation: no checkpoint, its own schedules
+SCRATCH = "scratch"
+_SCRATCH_LONG = {"TRAIN.EPOCHS": 20, "TRAIN.MILESTONES": [10, 15, 18], "TRAIN.WEIGHT_DECAY": 1e-4}
+SCRATCH_RULES: tuple[InitRule, ...] = (
+    InitRule(SCRATCH, _SCRATCH_LONG, "scratch schedule (ucf101/hmdb51/gym99/gym288)",
+             ("ucf101", "hmdb51", "gym99", "gym288")),
+    InitRule(SCRATCH, {"TRAIN.EPOCHS": 25, "TRAIN.MILESTONES": [12, 19, 22], "TRAIN.WEIGHT_DECAY": 1e-4},
+             "scratch schedule (ssv2)", ("ssv2",)),
+    InitRule(SCRATCH, {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [7, 12, 16], "TRAIN.WEIGHT_DECAY": 1e-5},
+             "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1")),
+)
+
 METHODS: dict[str, MethodSpec] = {m.name: m for m in [
     MethodSpec(
         "supervised", "Supervised Kinetics-400 (torchvision)", "fully_supervised_kinetics/r2plus1d_18-91a641e6.pth",
         "torchvision R2Plus1D_18_Weights.KINETICS400_V1 release", (None,), "", "stem.0.weight",
         extra_meta={"note": "trained with Kinetics mean/std; SEVERE feeds ImageNet statistics (faithful)"},
+        detect=9, synthetic=layouts.supervised,
     ),
     MethodSpec(
         "selavi", "SeLaVi", "selavi/selavi_kinetics.pth", "authors' release",
         ("model",), "video_network.base.", "stem.0.weight", extra_check=_selavi_marks,
+        detect=5, synthetic=layouts.selavi,
     ),
     MethodSpec(
         "moco", "MoCo (video)", "moco/checkpoint_0199.pth.tar", "VideoMoCo authors' release",
         ("state_dict",), "encoder_q.", "stem.0.weight", also_accepts=("video_moco",),
+        detect=7, synthetic=layouts.moco,
     ),
     MethodSpec(
         "video_moco", "VideoMoCo", "video_moco/r2plus1D_checkpoint_0199.pth.tar", "authors' release",
         ("state_dict",), "encoder_q.", "stem.0.weight", also_accepts=("moco",),
+        synthetic=layouts.video_moco,  # detected as moco (same layout); the file name tells them apart
     ),
     MethodSpec(
         "pretext_contrast", "Pretext-Contrast (PCL)", "pretext_contrast/pcl_r2p1d_res_ssl.pt", "authors' release",
         (None,), "base_network.", "0.0.weight", rename=numbered_stages,
         extra_meta={"note": "pretrained on residual frames; SEVERE feeds RGB with ImageNet statistics (faithful)"},
+        detect=8, synthetic=layouts.pretext_contrast,
     ),
     MethodSpec(
         "rspnet", "RSPNet", "rspnet/snellius_checkpoint_epoch_200.pth.tar", "re-pretrained by the SEVERE authors",
         ("model",), "encoder_q.encoder.base_network.", "0.0.weight", rename=numbered_stages,
+        detect=3, synthetic=layouts.rspnet,
     ),
     MethodSpec(
         "avid_cma", "AVID-CMA", "avid_cma/avid_cma_ckpt-ep20.pth.tar", "re-pretrained by the SEVERE authors",
         ("model",), "video_model.", "stem.0.weight",
+        detect=4, synthetic=layouts.avid_cma,
+        rules=(InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (protocol.md §3)"),),
     ),
     MethodSpec(
         "ctp", "CtP (Catch-the-Patch)", "ctp/snellius_r2p1d18_ctp_k400_epoch_90.pth", "SEVERE-hosted file",
         ("state_dict",), "backbone.", "stem.conv_s.weight", rename=ctp_names,
         extra_meta={"bn_eps_pretraining": 0.001},
         extra_check=lambda obj, t: not _has_key_encoder(t),
+        detect=1, synthetic=layouts.ctp,
     ),
     MethodSpec(
         "tubelet_contrast", "Tubelet-Contrast", "tubelet_contrast/kinetics-400/r2+1d/epoch_100.pth", "authors' release",
         ("state_dict",), "backbone.", "stem.conv_s.weight", rename=ctp_names,
         extra_meta={"bn_eps_pretraining": 0.001},
         extra_check=lambda obj, t: _has_key_encoder(t),
+        detect=2, synthetic=layouts.tubelet_contrast,
+        rules=(InitRule("tubelet_contrast", {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [8, 13, 16]},
+                        "Tubelet-Contrast 1000-sample schedule", ("ucf101", "gym99"), num_examples=(1000,)),),
     ),
     MethodSpec(
         "tclr", "TCLR", "tclr/rpd18kin400.pth", "authors' release (modified layer4)",
         ("state_dict",), "0.", "stem.0.weight", arch="r2plus1d_18_tclr", normalize=None, channel_order="BGR",
         extra_check=_tclr_layer4,
+        detect=0, synthetic=layouts.tclr,
+        rules=(InitRule("tclr", {"DATA.NUM_FRAMES": 32}, "TCLR's UCF101 linear probe uses 32-frame clips", ("ucf101",),
+                        ("linear",)),),
+        task_notes={"ava": "TCLR: its own layer4 (the original left layer4.0 random) and temporal pooling over its "
+                           "8-step map",
+                    "charades": "TCLR: its own layer4 and global pooling over its 8-step map"},
     ),
     MethodSpec(
         "gdt", "GDT", "gdt/gdt_K400.pth", "authors' release",
         ("model", "state_dict"), "video_network.base.", "stem.0.weight",
         extra_check=lambda obj, t: not _selavi_marks(obj, t),
+        detect=6, synthetic=layouts.gdt,
     ),
 ]}
 
-# Auto-detection order (checkpoints.md §2.5): specific layouts before generic ones.
-DETECTION_ORDER = ["tclr", "ctp", "tubelet_contrast", "rspnet", "avid_cma", "selavi", "gdt", "moco",
-                   "pretext_contrast", "supervised"]
+#: auto-detection order (checkpoints.md §2.5), from the table's ``detect`` priorities
+DETECTION_ORDER: list[str] = sorted((m.name for m in METHODS.values() if m.detect is not None),
+                                    key=lambda name: METHODS[name].detect)
+#: the report's row order of the initialisations: scratch, then the table's rows
+INIT_ORDER: tuple[str, ...] = (SCRATCH, *METHODS)
+#: the recognition protocol exceptions of every initialisation (scratch included)
+PROTOCOL_RULES: dict[str, tuple[InitRule, ...]] = {SCRATCH: SCRATCH_RULES,
+                                                   **{m.name: m.rules for m in METHODS.values()}}
 
 # Releases that look like a method but cannot be mapped onto torchvision's R(2+1)D-18.
 INCOMPATIBLE_RELEASES: list[tuple[re.Pattern[str], str]] = [

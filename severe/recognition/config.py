@@ -1,16 +1,15 @@
 """The recognition config schema (defaults = SEVERE's UCF101 finetuning row, protocol.md §2) and the
-per-initialisation protocol exceptions (protocol.md §3), applied from the checkpoint's method."""
+per-initialisation protocol exceptions (protocol.md §3; the rules live in the method table,
+:mod:`severe.checkpoints.methods`), applied from the checkpoint's method."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from fvcore.common.config import CfgNode
 
+from severe.checkpoints.methods import PROTOCOL_RULES, InitRule
 from severe.errors import SevereError
+from severe.experiments import FACTORS
 
-FACTORS = ("domain", "samples", "granularity", "linear", "task")
 MODES = ("finetune", "linear", "knn")
 
 
@@ -74,38 +73,9 @@ def recognition_defaults() -> CfgNode:
     return c
 
 
-@dataclass(frozen=True)
-class InitRule:
-    """A protocol exception for one initialisation (protocol.md §3)."""
-
-    method: str
-    settings: dict[str, Any]
-    why: str
-    datasets: tuple[str, ...] = ()  # empty = every dataset
-    modes: tuple[str, ...] = ("finetune",)
-    num_examples: tuple[int, ...] = field(default=())  # empty = any
-
-    def applies(self, method: str, dataset: str, mode: str, num_examples: int) -> bool:
-        return (method == self.method and mode in self.modes and (not self.datasets or dataset in self.datasets)
-                and (not self.num_examples or num_examples in self.num_examples))
-
-
-_SCRATCH_LONG = {"TRAIN.EPOCHS": 20, "TRAIN.MILESTONES": [10, 15, 18], "TRAIN.WEIGHT_DECAY": 1e-4}
-INIT_RULES: list[InitRule] = [
-    InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (protocol.md §3)"),
-    InitRule("tclr", {"DATA.NUM_FRAMES": 32}, "TCLR's UCF101 linear probe uses 32-frame clips", ("ucf101",), ("linear",)),
-    InitRule("scratch", _SCRATCH_LONG, "scratch schedule (ucf101/hmdb51/gym99/gym288)", ("ucf101", "hmdb51", "gym99", "gym288")),
-    InitRule("scratch", {"TRAIN.EPOCHS": 25, "TRAIN.MILESTONES": [12, 19, 22], "TRAIN.WEIGHT_DECAY": 1e-4},
-             "scratch schedule (ssv2)", ("ssv2",)),
-    InitRule("scratch", {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [7, 12, 16], "TRAIN.WEIGHT_DECAY": 1e-5},
-             "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1")),
-    InitRule("tubelet_contrast", {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [8, 13, 16]},
-             "Tubelet-Contrast 1000-sample schedule", ("ucf101", "gym99"), num_examples=(1000,)),
-]
-
-
 def init_overrides(method: str, dataset: str, mode: str, num_examples: int) -> list[InitRule]:
-    return [r for r in INIT_RULES if r.applies(method, dataset, mode, num_examples)]
+    """The protocol exceptions of ``method`` (its rows of the method table) that apply to this run."""
+    return [r for r in PROTOCOL_RULES.get(method, ()) if r.applies(method, dataset, mode, num_examples)]
 
 
 def flatten_settings(rules: list[InitRule]) -> list[str]:

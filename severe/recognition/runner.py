@@ -25,6 +25,7 @@ from fvcore.common.config import CfgNode
 from severe.checkpoints.convert import Converted
 from severe.checkpoints.weights import check_initialisation, SCRATCH_META, build_initialised_backbone, load_weights
 from severe.config import load_config, to_plain, find_config as _find_config
+from severe.configs import config_dir
 from severe.data.readers.epic import read_epic_nouns
 from severe.data.registry import dataset_dir, get_dataset
 from severe.data.transforms import Normalization
@@ -52,7 +53,7 @@ from severe.results import RESULTS_FILE, make_results, prepare_run_dir, results_
 
 log = logging.getLogger("severe.recognition")
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "ssl_benchmark" / "configs"
+CONFIG_DIR = config_dir("ssl_benchmark")
 CONFIG_FILE, INIT_FILE = "config.yaml", "init.json"
 
 

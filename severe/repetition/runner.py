@@ -29,6 +29,7 @@ from tqdm import tqdm
 from severe.checkpoints.convert import Converted
 from severe.checkpoints.weights import check_initialisation, SCRATCH_META, build_initialised_backbone, load_weights
 from severe.config import load_config, to_plain, find_config as _find_config
+from severe.configs import config_dir
 from severe.data.registry import dataset_dir
 from severe.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from severe.engine import DistContext, gather_by_index, init_distributed, load_checkpoint, seed_everything, shard_range
@@ -48,7 +49,7 @@ from severe.results import RESULTS_FILE, make_results, prepare_run_dir, results_
 
 log = logging.getLogger("severe.repetition")
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "Deep-Temporal-Repetition-Counting" / "configs"
+CONFIG_DIR = config_dir("repetition")
 CONFIG_FILE, INIT_FILE, ITEMS_FILE, PREDICTIONS_FILE = "config.yaml", "init.json", "train_items.csv", "test_predictions.csv"
 TASK, FACTOR = "repetition_counting", "task"
 

@@ -3,9 +3,11 @@
 - :func:`build_report` (``severe.report.table``) -> :class:`Report` with ``to_markdown()``, ``to_csv()``, ``to_latex()``
 - :func:`plot_report` (``severe.report.plots``) writes the figure
 - :func:`severe_mean` (``severe.report.columns``), :func:`load_reference` (``severe.report.reference``)
+- the columns (labels, factors, directions): the experiment table ``severe.experiments``
 """
 
-from severe.report.columns import SEVERE_COLUMNS, severe_mean
+from severe.experiments import SEVERE_COLUMNS
+from severe.report.columns import severe_mean
 from severe.report.reference import load_reference
 from severe.report.table import Report, build_report
 

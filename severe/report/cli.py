@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from severe.errors import SevereError
+from severe.experiments import EXPERIMENTS, SEVERE_COLUMNS
 from severe.io import atomic_write_text
 from severe.report.reference import REFERENCE_SETS
 from severe.report.table import VIEWS, build_report
@@ -14,10 +15,12 @@ from severe.report.table import VIEWS, build_report
 FORMATS = {"md": "to_markdown", "csv": "to_csv", "latex": "to_latex"}
 _SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "latex"}
 
-EPILOG = """columns: 'severe' = the 8 SEVERE-benchmark columns (SSv2, Gym99 | UCF101 1k, Gym99 1k | FX-S1, UB-S1 |
-UCF-RC error, Charades) with the SEVERE mean (UCF-RC entering as 100*(1-error)); 'all' = every experiment found,
-grouped by factor. Several seeds of one cell are averaged (mean ± std, n). Mean rank: per column among the rows
-shown, 1 = best, ties averaged.
+_PAIRS = " | ".join(f"{EXPERIMENTS[a].label}, {EXPERIMENTS[b].label}" for a, b in zip(*[iter(SEVERE_COLUMNS)] * 2))
+EPILOG = f"""columns: 'severe' = the 8 SEVERE-benchmark columns, two per factor:
+  {_PAIRS}
+with the SEVERE mean (UCF-RC entering as 100*(1-error)); 'all' = every experiment found, grouped by factor.
+Several seeds of one cell are averaged (mean ± std, n). Mean rank: per column among the rows shown, 1 = best,
+ties averaged.
 
 --reference adds the published SEVERE++ numbers (arXiv 2504.05706, Tables 3-10) as '<method> (published)' rows
 next to yours; ranks are then computed over all rows shown.

@@ -3,7 +3,7 @@
 Several seeds of the same cell are averaged (mean, sample std, n). Two records of the same
 initialisation, experiment, mode and seed must agree (a copied run directory is counted once); if
 they disagree, that is an error naming both files. Records of one experiment id must agree on factor
-and direction, and known experiments must match the SEVERE table (:mod:`severe.report.columns`).
+and direction, and known experiments must match the experiment table (:mod:`severe.experiments`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from severe.errors import SevereError
-from severe.report.columns import KNOWN
+from severe.experiments import EXPERIMENTS
 from severe.results import RESULTS_FILE, read_results
 
 
@@ -95,7 +95,7 @@ def read_run(path: Path) -> Run:
             raise SevereError(f"{path}: '{key}' is empty")
     if not math.isfinite(run.value):
         raise SevereError(f"{path}: primary value {run.value} is not a finite number")
-    spec = KNOWN.get(run.experiment_id)
+    spec = EXPERIMENTS.get(run.experiment_id)
     if spec is not None:
         if spec.factor != run.factor:
             raise SevereError(f"{path}: experiment '{run.experiment_id}' has factor '{run.factor}' but SEVERE groups it "

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from severe.errors import SevereError
 from severe.io import atomic_write
-from severe.report.columns import FACTOR_LABELS
+from severe.experiments import FACTOR_LABELS
 from severe.report.render import fmt
 from severe.report.table import Column, Report, Row
 

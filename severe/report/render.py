@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from itertools import groupby
 
 from severe.report.collect import Cell
-from severe.report.columns import FACTOR_LABELS, SEVERE_COLUMNS
+from severe.experiments import FACTOR_LABELS, SEVERE_COLUMNS
 from severe.report.table import Column, Report, Row
 
 MISSING = "–"

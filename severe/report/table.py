@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from severe.checkpoints.methods import INIT_ORDER
 from severe.errors import SevereError
 from severe.report.collect import Cell, Collection, collect
-from severe.report.columns import KNOWN, ORDER, SEVERE_COLUMNS, factor_rank, severe_mean
+from severe.experiments import EXPERIMENTS, ORDER, SEVERE_COLUMNS, factor_rank
+from severe.report.columns import severe_mean
 from severe.report.reference import REFERENCE_SETS, ReferenceMethod, load_reference
 
 VIEWS = ("severe", "all")
-#: row order of the suite's initialisations (others follow alphabetically)
-METHOD_ORDER = ("scratch", "supervised", "selavi", "moco", "video_moco", "pretext_contrast", "rspnet", "avid_cma",
-                "ctp", "tubelet_contrast", "tclr", "gdt")
 PUBLISHED_SUFFIX = " (published)"
 _TIE = 1e-9
 
@@ -88,7 +87,7 @@ class Report:
 
 def _column(experiment_id: str, mode: str, factor: str, higher_is_better: bool, own_column: bool) -> Column:
     """``own_column``: the mode is not the experiment's usual one, so it is shown apart."""
-    spec = KNOWN.get(experiment_id)
+    spec = EXPERIMENTS.get(experiment_id)
     label = spec.label if spec else experiment_id
     decimals = spec.decimals if spec else (1 if higher_is_better else 3)
     key = f"{experiment_id} ({mode})" if own_column else experiment_id
@@ -101,14 +100,15 @@ def _found_columns(collection: Collection) -> dict[tuple[str, str], Column]:
         modes.setdefault(exp, set()).add(mode)
     out = {}
     for (exp, mode), info in collection.experiments.items():
-        spec = KNOWN.get(exp)
+        spec = EXPERIMENTS.get(exp)
         own = mode != spec.mode if spec else len(modes[exp]) > 1
         out[(exp, mode)] = _column(exp, mode, info.factor, info.higher_is_better, own)
     return out
 
 
 def _severe_columns() -> list[Column]:
-    return [_column(c, KNOWN[c].mode, KNOWN[c].factor, KNOWN[c].higher_is_better, False) for c in SEVERE_COLUMNS]
+    specs = [EXPERIMENTS[c] for c in SEVERE_COLUMNS]
+    return [_column(s.id, s.mode, s.factor, s.higher_is_better, False) for s in specs]
 
 
 def _sort_key(c: Column) -> tuple:
@@ -122,7 +122,7 @@ def _user_rows(collection: Collection, found: dict[tuple[str, str], Column]) -> 
     for (init, exp, mode), cell in collection.cells.items():
         row = rows.setdefault(init, Row(init, init, init, False, {}))
         row.cells[found[(exp, mode)].key] = cell
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    order = {m: i for i, m in enumerate(INIT_ORDER)}  # the method table's order; others follow alphabetically
     return sorted(rows.values(), key=lambda r: (order.get(r.init, len(order)), r.init))
 
 
