@@ -109,8 +109,18 @@ def test_slurm_benchmark_survives_scancel_and_matches_local(cluster, tmp_path):
     slurm_out = tmp_path / "slurm"
     slurm = [*common, "--out", slurm_out, "--launcher", "slurm", "--gpus", "0", "--cpus", "1", "--hours", "0.5"]
 
+    # a request the cluster cannot satisfy (a GPU on a node without any) is one line naming sbatch's reason
+    refused = subprocess.run([str(Path(sys.executable).with_name("severe")), "benchmark", *map(str, common), "--out",
+                              str(tmp_path / "refused"), "--launcher", "slurm", "--gpus", "1", "--cpus", "1"], env=env,
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "sbatch refused hmdb51: sbatch: error: Invalid generic resource" in refused.stderr
+
     first = _submitted(_benchmark(slurm, env, tmp_path))
     assert sorted(first) == sorted(EXPERIMENTS)
+    # the same command while they wait or run submits nothing twice
+    again = _benchmark(slurm, env, tmp_path)
+    assert json.loads(again[again.index("{"):]) == {"submitted": {}, "already queued or running": first}
     # the local reference runs meanwhile (same seeds, same code, same thread count)
     local = subprocess.Popen([str(Path(sys.executable).with_name("severe")), "benchmark", *map(str, common), "--out",
                               str(tmp_path / "local")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from severe.benchmark.launch import SlurmSettings, plan_jobs, run_local, submit_slurm
+from severe.benchmark.launch import SlurmSettings, plan_jobs, queued_slurm_jobs, run_local, submit_slurm
 from severe.benchmark.runners import route_overrides
 from severe.checkpoints.weights import check_initialisation
 from severe.cli import setup_logging
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "averages them); default: each config's own seed into OUT/<method>/<experiment>/")
     p.add_argument("--launcher", default="local", choices=("local", "slurm"))
     p.add_argument("--partition", help="SLURM partition")
-    p.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job (default 1)")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job (default 1; 0 on a cluster without GPUs)")
     p.add_argument("--cpus", type=int, default=10, help="CPUs per SLURM job (default 10)")
     p.add_argument("--hours", type=float, default=24.0, help="time limit per SLURM job in hours (default 24)")
     p.add_argument("--mem", help="memory per SLURM job, e.g. 64G")
@@ -69,8 +69,10 @@ def main(argv: list[str]) -> int:
         return 0
     if args.launcher == "slurm":
         settings = SlurmSettings(args.partition, args.gpus, args.cpus, args.hours, args.mem, args.account)
-        submitted = submit_slurm(jobs, settings, out / "slurm_logs")
-        print(json.dumps({"submitted": submitted}, indent=2))
+        log_dir = out / "slurm_logs"
+        queued = queued_slurm_jobs(jobs, log_dir)  # still waiting or running from an earlier submission
+        submitted = submit_slurm([j for j in jobs if j.name not in queued], settings, log_dir)
+        print(json.dumps({"submitted": submitted, "already queued or running": queued}, indent=2))
         return 0
     outcome = run_local(jobs, progress=not args.no_progress)
     for name, status in outcome.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from tqdm import tqdm
 from severe.benchmark.runners import RUNNERS, experiment_argv
 from severe.errors import SevereError
 from severe.experiments import Experiment
+from severe.io import atomic_write_text
 from severe.results import RESULTS_FILE
 
 log = logging.getLogger("severe.benchmark")
@@ -123,16 +125,60 @@ def slurm_specs(jobs: list[Job], settings: SlurmSettings) -> list[dict]:
             for j in jobs if j.status != "done"]
 
 
-def submit_slurm(jobs: list[Job], settings: SlurmSettings, log_dir: Path) -> dict[str, str]:  # pragma: no cover - needs a cluster
-    """Submit one SLURM job per pending experiment (and seed) through submitit; returns its name -> job id."""
+# squeue states of a job that is waiting or still running (a rerun must not submit it again)
+ACTIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING",
+                           "SIGNALING", "STAGE_OUT"})
+
+
+def _job_id_file(job: Job, log_dir: Path) -> Path:
+    """Where the SLURM job id of ``job``'s last submission is kept: ``log_dir/jobs/<method>-<experiment>[-seedS]``."""
+    return log_dir / "jobs" / "-".join(job.run_dir.relative_to(log_dir.parent.resolve()).parts)
+
+
+def slurm_state(job_id: str) -> str | None:
+    """The job's state as squeue reports it, or None when SLURM no longer knows the job."""
+    try:
+        proc = subprocess.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SevereError("--launcher slurm: squeue not found; run on a SLURM login node") from None
+    if proc.returncode != 0:  # e.g. "Invalid job id specified": the job left the controller's memory
+        return None
+    return proc.stdout.strip() or None
+
+
+def queued_slurm_jobs(jobs: list[Job], log_dir: Path) -> dict[str, str]:
+    """Pending jobs whose earlier submission (from ``log_dir``) is still queued or running: name -> job id."""
+    out = {}
+    for j in jobs:
+        id_file = _job_id_file(j, log_dir)
+        if j.status != "done" and id_file.is_file():
+            job_id = id_file.read_text().strip()
+            if slurm_state(job_id) in ACTIVE_STATES:
+                out[j.name] = job_id
+    return out
+
+
+def submit_slurm(jobs: list[Job], settings: SlurmSettings, log_dir: Path) -> dict[str, str]:
+    """Submit one SLURM job per pending experiment (and seed) through submitit; returns its name -> job id.
+    The job ids are kept under ``log_dir/jobs/`` (see :func:`queued_slurm_jobs`)."""
     import submitit
+    from submitit.core.utils import FailedJobError
 
     try:
         executor = submitit.SlurmExecutor(folder=log_dir / "%j")
     except RuntimeError as e:
         raise SevereError(f"--launcher slurm: {e}") from None
-    out = {}
+    out: dict[str, str] = {}
+    by_name = {j.name: j for j in jobs}
     for spec in slurm_specs(jobs, settings):
         executor.update_parameters(**spec["parameters"])
-        out[spec["experiment"]] = executor.submit(spec["function"], *spec["args"]).job_id
+        try:
+            job_id = executor.submit(spec["function"], *spec["args"]).job_id
+        except FailedJobError as e:
+            reason = " ".join(str(e).split()) or "no message"
+            done = f"; submitted before it: {', '.join(f'{k} (job {v})' for k, v in out.items())}" if out else ""
+            raise SevereError(f"--launcher slurm: sbatch refused {spec['experiment']}: {reason} (check --partition, "
+                              f"--gpus (0 on a cluster without GPUs), --cpus, --mem, --account){done}") from None
+        out[spec["experiment"]] = job_id
+        atomic_write_text(_job_id_file(by_name[spec["experiment"]], log_dir), f"{job_id}\n")
     return out
