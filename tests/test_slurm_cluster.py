@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +25,6 @@ pytestmark = pytest.mark.slurm
 
 SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "slurm" / "local_cluster.sh"
 SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-# ports of the test cluster: away from SLURM's defaults, so a real slurmctld on this host is left alone
-PORTS = {"SEVERE_SLURMCTLD_PORT": "16817", "SEVERE_SLURMD_PORT": "16818"}
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING"}
 # two cheap recognition experiments on the same synthetic data: a finetune (the one cancelled after its first
 # epoch) and a linear probe; one thread per process keeps the 2-core machine fast and the numbers comparable
@@ -33,6 +32,12 @@ EXPERIMENTS = ["hmdb51", "ucf101_linear"]
 VICTIM = "hmdb51"
 OVERRIDES = ["recognition:TRAIN.EPOCHS", "3", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "4", "DATA.CROP", "32",
              "DATA.TEST_RESIZE", "32", "DATA.NUM_WORKERS", "0", "DATA.TRAIN_CLIPS_PER_VIDEO", "1", "DATA.TEST_CLIPS", "1"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _script(env: dict, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -51,7 +56,9 @@ def cluster(tmp_path_factory) -> dict:
             pytest.skip("SLURM is not installed and there is no apt-get to install it")
         install = ["--install"]
     folder = tmp_path_factory.mktemp("slurm_cluster")
-    env = {**os.environ, **PORTS, "PATH": SBIN_PATH}
+    # free ports: a real slurmctld on this host, or another test session's cluster, is left alone
+    env = {**os.environ, "SEVERE_SLURMCTLD_PORT": str(_free_port()), "SEVERE_SLURMD_PORT": str(_free_port()),
+           "PATH": SBIN_PATH}
     started = _script(env, "start", str(folder), *install)
     assert started.returncode == 0, f"the local SLURM cluster did not start:\n{started.stdout}{started.stderr}"
     yield {**env, "SLURM_CONF": str(folder / "slurm.conf"), "OMP_NUM_THREADS": "1"}

@@ -8,12 +8,13 @@
 #                                                 is idle (a cluster already running from DIR is left as is)
 #   tools/slurm/local_cluster.sh start DIR --install   the same, installing the packages first if missing
 #   tools/slurm/local_cluster.sh status DIR       sinfo of the cluster in DIR (exit 1 if it is not up)
-#   tools/slurm/local_cluster.sh stop DIR         stop slurmd and slurmctld (and munged if start started it)
+#   tools/slurm/local_cluster.sh stop DIR         stop slurmd and slurmctld (and munged if start started it
+#                                                 and no other slurmctld/slurmd runs)
 #   tools/slurm/local_cluster.sh env DIR          print `export SLURM_CONF=DIR/slurm.conf`
 #
 # Client commands (sbatch, squeue, scancel, sinfo, and so `severe benchmark --launcher slurm`) find the
 # cluster through SLURM_CONF:  eval "$(tools/slurm/local_cluster.sh env DIR)".
-# Must run as root (slurmd starts jobs as their owner). Ports: $SEVERE_SLURMCTLD_PORT (default 6817) and
+# start and stop must run as root (slurmd starts jobs as their owner). Ports: $SEVERE_SLURMCTLD_PORT (default 6817) and
 # $SEVERE_SLURMD_PORT (6818); $SEVERE_SLURM_TIMEOUT seconds to wait for the node (default 60).
 set -euo pipefail
 
@@ -23,7 +24,7 @@ TIMEOUT=${SEVERE_SLURM_TIMEOUT:-60}
 PATH=$PATH:/usr/sbin:/sbin
 
 die() { echo "local_cluster.sh: $*" >&2; exit 1; }
-usage() { sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 installed() { command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
               && command -v sinfo >/dev/null; }
@@ -98,17 +99,28 @@ EOF
 
 node_state() { SLURM_CONF="$DIR/slurm.conf" sinfo -h -N -o %t 2>/dev/null | head -n 1; }
 
+controller_state_dir() {  # StateSaveLocation of the slurmctld answering on our port
+    SLURM_CONF="$DIR/slurm.conf" scontrol show config 2>/dev/null | sed -n 's/^StateSaveLocation *= *//p'
+}
+
 wait_idle() {
-    local state=""
+    local state="" theirs
     for _ in $(seq 1 $((TIMEOUT * 2))); do
         state=$(node_state || true)
         case "$state" in
-            idle|mix|alloc|comp) return 0;;  # up (mix/alloc/comp: a running cluster already has jobs)
+            idle|mix|alloc|comp)  # up (mix/alloc/comp: a running cluster already has jobs)
+                theirs=$(controller_state_dir)
+                [ "$theirs" = "$DIR/state" ] || die "port $CTLD_PORT answers for another cluster (state in $theirs): stop it or set SEVERE_SLURMCTLD_PORT"
+                sleep 0.5  # a slurmd that could not bind its port exits right after starting
+                alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid" && return 0
+                break;;
         esac
         alive "$DIR/slurmctld.pid" || break
         sleep 0.5
     done
-    echo "local_cluster.sh: the node did not become idle within ${TIMEOUT}s (state: ${state:-no answer})" >&2
+    local up=()
+    for d in slurmctld slurmd; do alive "$DIR/$d.pid" && up+=("$d running") || up+=("$d not running"); done
+    echo "local_cluster.sh: the node did not come up within ${TIMEOUT}s (state: ${state:-no answer}; ${up[0]}, ${up[1]})" >&2
     for f in "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log"; do
         [ -f "$f" ] && { echo "--- tail $f" >&2; tail -n 15 "$f" >&2; }
     done
@@ -151,8 +163,8 @@ stop_daemon() {  # pid file, name
 stop() {
     stop_daemon "$DIR/slurmd.pid" slurmd
     stop_daemon "$DIR/slurmctld.pid" slurmctld
-    if [ -f "$DIR/munged.started" ]; then
-        munged --stop >/dev/null 2>&1 || true
+    if [ -f "$DIR/munged.started" ]; then  # munged only if start started it and no other cluster still needs it
+        pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || munged --stop >/dev/null 2>&1 || true
         rm -f "$DIR/munged.started"
     fi
     echo "SLURM in $DIR stopped"
