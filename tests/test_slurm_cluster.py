@@ -21,7 +21,7 @@ import pytest
 
 from severe.synth.datasets import write_synthetic_root
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "slurm" / "local_cluster.sh"
 SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
