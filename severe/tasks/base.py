@@ -13,7 +13,7 @@ init.json, seeding, resume, re-test and results.json.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 

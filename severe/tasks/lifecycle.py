@@ -25,6 +25,7 @@ from severe.checkpoints.convert import Converted
 from severe.checkpoints.weights import SCRATCH_META, build_initialised_backbone, check_initialisation, load_weights
 from severe.config import load_config, to_plain
 from severe.data.registry import resolve_data_root
+from severe.engine.trainer import LAST_CHECKPOINT
 from severe.errors import SevereError
 from severe.io import atomic_write_json, atomic_write_text
 from severe.models import ARCHITECTURES, build_backbone
@@ -36,7 +37,6 @@ from severe.tasks.schema import LOCATION_KEYS, SLOWFAST_ALIASES
 log = logging.getLogger("severe.tasks")
 
 CONFIG_FILE, INIT_FILE = "config.yaml", "init.json"
-LAST_CHECKPOINT = "checkpoint_last.pt"  # written by the trainer (severe.engine.trainer)
 
 
 # ------------------------------------------------------------------------------------------- backbone

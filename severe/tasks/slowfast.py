@@ -6,7 +6,6 @@ Each task's schema holds only the keys its code reads: a key of the other task i
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Sequence
 
@@ -171,17 +170,17 @@ def _dataset_in_file(path: Path) -> str | None:
 
 
 def run_net_main(argv: list[str], prog: str = "run_net.py") -> int:
-    """``tools/run_net.py --cfg FILE [KEY VALUE ...]``: run the task the config's TRAIN.DATASET names."""
+    """``tools/run_net.py --cfg FILE [KEY VALUE ...]`` (or the common form): run the task the config's
+    TRAIN.DATASET names."""
     from severe.tasks import TASKS
-    from severe.tasks.cli import run_main
+    from severe.tasks.cli import execute, parse, print_summary
 
-    probe = argparse.ArgumentParser(add_help=False)
-    probe.add_argument("--cfg")
-    known, rest = probe.parse_known_args(argv)
-    if known.cfg is None:  # prints the help, or the missing config error
-        return run_main(TASKS["ava"], argv, prog)
-    task = config_task(known.cfg, [a for a in rest if not a.startswith("--")])
-    return run_main(TASKS[task], argv, prog)
+    args = parse(TASKS["ava"], argv, prog, "Train and/or test an AVA or Charades experiment; the config's "
+                                           "TRAIN.DATASET (ava or charades) picks the task.")
+    task = TASKS[config_task(args.config, args.overrides)]
+    record, run_dir = execute(task, args)
+    print_summary(task, record, run_dir)
+    return 0
 
 
 __all__ = ["SlowFastTask", "slowfast_defaults", "solver_from_config", "config_task", "run_net_main"]
