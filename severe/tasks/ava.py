@@ -164,12 +164,15 @@ class AvaTask(SlowFastTask):
                        1.0 / cfg.DETECTION.SPATIAL_SCALE_FACTOR, cfg.MODEL.DROPOUT)
         return DetectionModel(backbone, head)
 
+    def train_step(self, job: Job, data: AvaData):
+        return detection_step
+
     def train(self, job: Job, model, data: AvaData) -> dict | None:
         cfg = job.cfg
         optimizer, schedule = solver_from_config(cfg)
         trainer = Trainer(model, data.train, run_dir=job.run_dir, epochs=cfg.TRAIN.EPOCHS,
                           global_batch_size=cfg.TRAIN.BATCH_SIZE, optimizer=optimizer, schedule=schedule,
-                          seed=cfg.SEED, step_fn=detection_step, collate_fn=collate_train,
+                          seed=cfg.SEED, step_fn=self.train_step(job, data), collate_fn=collate_train,
                           num_workers=cfg.DATA.NUM_WORKERS, dist=job.ctx, progress=job.progress,
                           checkpoint_every=cfg.TRAIN.CHECKPOINT_EVERY)
         history = trainer.fit(resume=job.resume)

@@ -3,7 +3,7 @@
 
     prepare(job)                 -> data      datasets / splits (writes subset lists into the run directory)
     build_model(cfg, meta, w)    -> model     backbone through lifecycle.make_backbone + the task's head
-    train(job, model, data)      -> record    per-batch step + engine Trainer; None = stopped early
+    train(job, model, data)      -> record    train_step(job, data) driven by a trainer; None = stopped early
     evaluate(job, model, data)   -> (metrics, counts)
     deviations(job, data, counts)-> list[str] where this run differs from the original code
 
@@ -119,7 +119,14 @@ class Task:
     def build_model(self, cfg: CfgNode, meta: dict, weights) -> nn.Module:
         raise NotImplementedError
 
+    def train_step(self, job: Job, data: Any) -> Any:
+        """The per-batch training step: a ``severe.engine.trainer.TrainStep`` (loss of one batch), or for a
+        task whose batches take several optimiser steps, the object its trainer drives."""
+        raise NotImplementedError
+
     def train(self, job: Job, model: nn.Module, data: Any) -> dict | None:
+        """Fit ``model`` with :meth:`train_step` (resuming when ``job.resume``); returns extra entries of the
+        results record, or None when training stopped before the last epoch."""
         raise NotImplementedError
 
     def evaluate(self, job: Job, model: nn.Module, data: Any) -> tuple[dict, dict]:

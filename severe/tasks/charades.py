@@ -101,6 +101,9 @@ class CharadesTask(SlowFastTask):
         backbone = lifecycle.make_backbone(meta["arch"], weights)
         return VideoClassifier(backbone, linear_head(backbone.feature_dim, cfg.MODEL.NUM_CLASSES, dropout=cfg.MODEL.DROPOUT))
 
+    def train_step(self, job: Job, data):
+        return multilabel_step
+
     def train(self, job: Job, model, dataset: CharadesDataset) -> dict | None:
         """SGD recipe; precise BN at checkpoint epochs and the last epoch."""
         cfg, ctx = job.cfg, job.ctx
@@ -112,7 +115,7 @@ class CharadesTask(SlowFastTask):
                                 epochs=cfg.TRAIN.EPOCHS, seed=cfg.SEED, num_workers=cfg.DATA.NUM_WORKERS, device=ctx.device)
         trainer = Trainer(model, dataset, run_dir=job.run_dir, epochs=cfg.TRAIN.EPOCHS,
                           global_batch_size=cfg.TRAIN.BATCH_SIZE, optimizer=optimizer, schedule=schedule,
-                          seed=cfg.SEED, step_fn=multilabel_step, num_workers=cfg.DATA.NUM_WORKERS, dist=ctx,
+                          seed=cfg.SEED, step_fn=self.train_step(job, dataset), num_workers=cfg.DATA.NUM_WORKERS, dist=ctx,
                           progress=job.progress, checkpoint_every=cfg.TRAIN.CHECKPOINT_EVERY, val_fn=precise)
         history = trainer.fit(resume=job.resume)
         return {"train": {"epochs": len(history), "final_train_loss": history[-1].get("train_loss") if history else None,

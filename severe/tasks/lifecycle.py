@@ -219,7 +219,7 @@ def load_trained(task: Task, run_dir: Path, cfg: CfgNode | None = None) -> tuple
     for name in (CONFIG_FILE, INIT_FILE, LAST_CHECKPOINT):
         if not (run_dir / name).is_file():
             raise SevereError(f"{run_dir} is not a trained {task.name} run directory: {name} is missing")
-    stored = load_config(task.defaults(), run_dir / CONFIG_FILE)
+    stored = load_config(task.defaults(), run_dir / CONFIG_FILE, aliases=task.aliases)  # older runs: old names
     if cfg is None:
         cfg = stored
     else:

@@ -210,6 +210,9 @@ class RecognitionTask(Task):
                            cfg.MODEL.NOUN_HEAD)
 
     # ------------------------------------------------------------------ train
+    def train_step(self, job: Job, data: RecognitionData) -> TrainStep:
+        return objective(job.cfg).step(job, self.num_outputs(job.cfg), data.train)
+
     def train(self, job: Job, model, data: RecognitionData) -> dict | None:
         cfg = job.cfg
         if cfg.TRAIN.MODE == "knn":
@@ -225,7 +228,7 @@ class RecognitionTask(Task):
             compile=cfg.TRAIN.COMPILE, tensorboard=cfg.TRAIN.TENSORBOARD, progress=job.progress,
             checkpoint_every=cfg.TRAIN.CHECKPOINT_EVERY,
             val_fn=self._after_epoch(job, train_ds, data), freeze_bn_stats=cfg.TRAIN.FREEZE_BN_STATS,
-            step_fn=objective(cfg).step(job, self.num_outputs(cfg), data.train),
+            step_fn=self.train_step(job, data),
         )
         history = trainer.fit(resume=job.resume)
         extra: dict = {}
@@ -266,7 +269,8 @@ class RecognitionTask(Task):
 
     def dense_test(self, model, cfg: CfgNode, data_root: Path, entries, norm: Normalization, ctx,
                    progress: bool = True) -> tuple[dict, dict]:
-        """Dense test protocol (docs/protocol.md) on ``entries``; undecodable videos fail the run unless allowed."""
+        """Dense test protocol (TEST_CLIPS uniformly spaced clips per video, softmax averaged) on ``entries``;
+        undecodable videos fail the run unless allowed."""
         ds = self.test_dataset(cfg, data_root, entries, norm)
         out = predict_dense(model, ds, batch_size=cfg.TEST.BATCH_SIZE, num_workers=cfg.DATA.NUM_WORKERS, ctx=ctx,
                             amp=cfg.TRAIN.AMP, progress=progress)

@@ -178,6 +178,10 @@ class RepetitionTask(Task):
         return RepetitionCounter(lifecycle.make_backbone(meta["arch"], weights), len(cfg.MODEL.ANCHORS),
                                  cfg.MODEL.STREAM_FEATURES)
 
+    def train_step(self, job: Job, data: RepetitionData) -> StateMachine:
+        """Several optimiser steps per batch: the state machine moves the cycle-length states."""
+        return state_machine(job.cfg)
+
     def train(self, job: Job, model, data: RepetitionData) -> dict | None:
         cfg = job.cfg
         folder = dataset_dir(job.data_root, DATASET_ID)
@@ -185,7 +189,7 @@ class RepetitionTask(Task):
         train_ds = TrainSegments(folder, data.train.videos, data.items, size=cfg.DATA.CROP, seed=cfg.SEED,
                                  flip=cfg.DATA.FLIP)
         trainer = RepetitionTrainer(
-            model, train_ds, run_dir=job.run_dir, builder=builder, machine=state_machine(cfg), epochs=cfg.TRAIN.EPOCHS,
+            model, train_ds, run_dir=job.run_dir, builder=builder, machine=self.train_step(job, data), epochs=cfg.TRAIN.EPOCHS,
             batch_size=cfg.TRAIN.BATCH_SIZE, lr=cfg.TRAIN.LR, weight_decay=cfg.TRAIN.WEIGHT_DECAY, seed=cfg.SEED,
             max_batches=cfg.TRAIN.MAX_BATCHES, num_workers=cfg.DATA.NUM_WORKERS, dist=job.ctx, amp=cfg.TRAIN.AMP,
             checkpoint_every=cfg.TRAIN.CHECKPOINT_EVERY, progress=job.progress,
