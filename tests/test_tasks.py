@@ -118,3 +118,8 @@ def test_every_run_command_takes_the_common_options(capsys):
         out = capsys.readouterr().out
         for option in ("--init", "--weights", "--data-root", "--out", "--resume", "--trust", "--no-progress", "CONFIG"):
             assert option in out, (name, option)
+
+
+def test_option_values_stay_text():
+    plan = _plan("recognition", *flag_overrides(init="scratch", out="2024", data_root="1e3"))
+    assert (plan.cfg.RUN.OUT_DIR, plan.cfg.RUN.DATA_ROOT) == ("2024", "1e3") and plan.run_dir() == Path("2024")

@@ -66,7 +66,7 @@ def flag_overrides(**values: str | None) -> list[str]:
     out: list[str] = []
     for name, value in values.items():
         if value is not None:
-            out += [FLAGS[name], str(value)]
+            out += [FLAGS[name], repr(str(value))]  # a quoted literal: "--out 2024" stays the text 2024
     return out
 
 
