@@ -34,16 +34,18 @@ def setup_logging() -> None:
 
 
 def experiment_parser(prog: str, description: str, epilog: str, *, config_help: str,
-                      data_root_help: str = "data root (default: $SEVERE_DATA)") -> argparse.ArgumentParser:
+                      data_root_help: str = "data root (default: $SEVERE_DATA)",
+                      init_required: bool = True) -> argparse.ArgumentParser:
     """The options every ``CONFIG --init METHOD [--weights PATH] ... [KEY VALUE ...]`` entry point shares
-    (recognition and repetition counting)."""
+    (every ``severe run TASK``; ``--cfg FILE`` is accepted in place of CONFIG)."""
     from severe.checkpoints.methods import METHODS
 
     p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", metavar="CONFIG", help=config_help)
+    p.add_argument("config", metavar="CONFIG", nargs="?", help=config_help)
     p.add_argument("overrides", metavar="KEY VALUE", nargs="*", help="config overrides")
-    p.add_argument("--init", required=True, metavar="METHOD",
+    p.add_argument("--cfg", metavar="FILE", help="the config, PySlowFast's spelling (instead of CONFIG)")
+    p.add_argument("--init", required=init_required, metavar="METHOD",
                    help=f"initialisation: scratch, or the method of --weights ({', '.join(METHODS)})")
     p.add_argument("--weights", metavar="PATH", help="converted weights (severe convert) or the published checkpoint")
     p.add_argument("--data-root", metavar="DIR", help=data_root_help)

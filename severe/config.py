@@ -55,6 +55,36 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def apply_aliases(pairs: dict[str, Any], aliases: dict[str, str], source: str) -> dict[str, Any]:
+    """Rename alias keys (e.g. PySlowFast's ``RNG_SEED``) to their internal names in one source (a file or
+    the command line). A source giving both an alias and its internal name is an error."""
+    out: dict[str, Any] = {}
+    for key, value in pairs.items():
+        internal = aliases.get(key, key)
+        if internal in out or (internal != key and internal in pairs):
+            raise SevereError(f"{source}: {key} is another name of {internal}; give one of them")
+        out[internal] = value
+    return out
+
+
 def _merge(cfg: CfgNode, data: dict, source: str) -> None:
     try:
         cfg.merge_from_other_cfg(CfgNode(data))
@@ -62,33 +92,42 @@ def _merge(cfg: CfgNode, data: dict, source: str) -> None:
         raise SevereError(f"{source}: {str(e).strip(chr(39)).splitlines()[0]} (see the defaults for the valid keys)") from None
 
 
-def merge_file(cfg: CfgNode, path: str | Path) -> None:
-    """Merge a YAML file (and its ``_BASE_`` chain) into ``cfg``."""
+def merge_file(cfg: CfgNode, path: str | Path, aliases: dict[str, str] | None = None) -> None:
+    """Merge a YAML file (and its ``_BASE_`` chain) into ``cfg``; ``aliases`` rename keys first."""
     path = Path(path)
     data = read_yaml(path)
     base = data.pop("_BASE_", None)
     if base is not None:
-        merge_file(cfg, path.parent / base)
+        merge_file(cfg, path.parent / base, aliases)
+    if aliases:
+        data = _nest(apply_aliases(_flatten(data), aliases, str(path)))
     _merge(cfg, data, str(path))
 
 
-def merge_overrides(cfg: CfgNode, overrides: Sequence[str]) -> None:
+def merge_overrides(cfg: CfgNode, overrides: Sequence[str], aliases: dict[str, str] | None = None) -> None:
     """Apply ``KEY VALUE`` pairs from the command line (values parsed as YAML literals)."""
     if len(overrides) % 2:
         raise SevereError(f"overrides come in KEY VALUE pairs; got an odd list: {' '.join(overrides)}")
-    for key, value in zip(overrides[::2], overrides[1::2]):
+    pairs = list(zip(overrides[::2], overrides[1::2]))
+    if aliases:
+        keys = [k for k, _ in pairs]
+        apply_aliases(dict.fromkeys(keys), aliases, "command line")  # an alias next to its internal name
+        pairs = [(aliases.get(k, k), v) for k, v in pairs]
+    for key, value in pairs:
         try:
             cfg.merge_from_list([key, value])
         except (KeyError, AssertionError, ValueError) as e:
             raise SevereError(f"override {key} {value}: {str(e).strip(chr(39)).splitlines()[0]}") from None
 
 
-def load_config(defaults: CfgNode, path: str | Path | None = None, overrides: Sequence[str] = ()) -> CfgNode:
-    """defaults <- file <- overrides; returns a new, frozen config."""
+def load_config(defaults: CfgNode, path: str | Path | None = None, overrides: Sequence[str] = (),
+                aliases: dict[str, str] | None = None) -> CfgNode:
+    """defaults <- file <- overrides; returns a new, frozen config. ``aliases`` (other names of keys,
+    e.g. PySlowFast's) are renamed to the schema's names in the file and the overrides."""
     cfg = defaults.clone()
     if path is not None:
-        merge_file(cfg, path)
-    merge_overrides(cfg, list(overrides))
+        merge_file(cfg, path, aliases)
+    merge_overrides(cfg, list(overrides), aliases)
     cfg.freeze()
     return cfg
 

@@ -48,8 +48,8 @@ def demo_experiments(quick: bool) -> list[tuple[Experiment, list[str]]]:
         (EXPERIMENTS["ucf101_1000"], [*rec, "DATA.NUM_EXAMPLES", "20"]),
         (EXPERIMENTS["gym_fx_s1"], rec),
         (EXPERIMENTS["ucfrep"], [*_REP, "TRAIN.EPOCHS", epochs]),
-        (replace(EXPERIMENTS["charades"], config="slowfast/Charades/TINY_SYNTHETIC.yaml"), ["SOLVER.MAX_EPOCH", epochs]),
-        (replace(EXPERIMENTS["ava"], config="slowfast/AVA/TINY_SYNTHETIC.yaml"), ["SOLVER.MAX_EPOCH", epochs]),
+        (replace(EXPERIMENTS["charades"], config="slowfast/Charades/TINY_SYNTHETIC.yaml"), ["TRAIN.EPOCHS", epochs]),
+        (replace(EXPERIMENTS["ava"], config="slowfast/AVA/TINY_SYNTHETIC.yaml"), ["TRAIN.EPOCHS", epochs]),
     ]
     return suite[:2] + suite[4:5] if quick else suite
 

@@ -1,4 +1,5 @@
-"""``severe run TASK ...``: the same entry points as the subprojects' scripts, from anywhere."""
+"""``severe run TASK ...``: the same entry points as the subprojects' scripts, from anywhere. The table of
+commands is built from the task registry (severe.tasks)."""
 
 from __future__ import annotations
 
@@ -7,29 +8,21 @@ import sys
 
 from severe.errors import SevereError
 
-# task -> (module, function, what it runs)
-TASKS: dict[str, tuple[str, str, str]] = {
-    "recognition": ("severe.recognition.cli", "finetune_main", "finetune / linear / kNN recognition experiment (ssl_benchmark)"),
-    "linear": ("severe.recognition.cli", "linear_main", "linear probe on a frozen backbone (ssl_benchmark/linear_eval.py)"),
-    "test": ("severe.recognition.cli", "test_main", "re-test a trained recognition run directory (ssl_benchmark/test.py)"),
-    "ava": ("severe.detection.cli", "main", "AVA v2.2 detection (SlowFast-ssl-vssl/tools/run_net.py)"),
-    "charades": ("severe.multilabel.cli", "main", "Charades multi-label classification (SlowFast-ssl-vssl/tools/run_net.py)"),
-    "repetition": ("severe.repetition.cli", "train_main", "UCF101 repetition counting (Deep-Temporal-Repetition-Counting/train.py)"),
-    "repetition-test": ("severe.repetition.cli", "test_main", "re-test a trained repetition-counting run directory"),
-}
-
 
 def main(argv: list[str]) -> int:
+    from severe.tasks import entry_points
+
+    commands = entry_points()
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: severe run TASK [ARGS ...]\n\ntasks:")
-        for name, (_, _, what) in TASKS.items():
-            print(f"  {name:<12} {what}")
+        for name, ep in commands.items():
+            print(f"  {name:<16} {ep.help}")
         print("\nRun 'severe run TASK --help' for the options of one task.")
         return 0 if argv else 2
-    if argv[0] not in TASKS:
-        raise SevereError(f"unknown task '{argv[0]}'; known: {', '.join(TASKS)}")
-    module, function, _ = TASKS[argv[0]]
-    return getattr(importlib.import_module(module), function)(argv[1:], prog=f"severe run {argv[0]}")
+    if argv[0] not in commands:
+        raise SevereError(f"unknown task '{argv[0]}'; known: {', '.join(commands)}")
+    ep = commands[argv[0]]
+    return getattr(importlib.import_module(ep.module), ep.function)(argv[1:], prog=f"severe run {argv[0]}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from severe.detection.cli import main as ava_main
 from severe.detection.data import AvaDataset, collate_train, keyframe_positions, load_ava_split, merge_keyframes, multi_hot
 from severe.data.frames import FrameVideos
 from severe.detection.model import RoIHead, build_detection_model
-from severe.detection.runner import detection_step
 from severe.data.spatial import (
     SpatialPlan,
     boxes_to_pixels,
@@ -31,7 +30,9 @@ from severe.data.spatial import (
 from severe.errors import SevereError
 from severe.metrics.ava import frame_map, read_boxes_csv, read_exclusions, read_labelmap
 from severe.models import build_backbone
-from severe.slowfast_config import load_task_config, run_net_main
+from severe.tasks import TASKS, lifecycle
+from severe.tasks.ava import detection_step
+from severe.tasks.slowfast import run_net_main
 from severe.synth.datasets import write_synthetic_root
 
 CONFIGS = Path(__file__).resolve().parents[1] / "SlowFast-ssl-vssl" / "configs"
@@ -49,15 +50,15 @@ def data_root(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------------------------- configs
 
 def test_shipped_config_has_the_protocol_settings():
-    cfg = load_task_config("ava", AVA_CFG)
-    assert (cfg.TRAIN.BATCH_SIZE, cfg.SOLVER.MAX_EPOCH, cfg.SOLVER.BASE_LR) == (32, 20, 0.1)
+    cfg = lifecycle.load_task_config(TASKS["ava"], AVA_CFG)  # PySlowFast names in the file, read as common names
+    assert (cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.EPOCHS, cfg.SOLVER.BASE_LR) == (32, 20, 0.1)
     assert list(cfg.SOLVER.STEPS) == [0, 10, 15, 20] and list(cfg.SOLVER.LRS)[:3] == [1.0, 0.1, 0.01]
     assert (cfg.SOLVER.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.SOLVER.NESTEROV) == (1e-7, 0.0, True)
     assert (cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_START_LR) == (5.0, 0.000125)
     assert (cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TEST_CROP_SIZE) == (32, 2, 112)
     assert (cfg.DETECTION.ROI_XFORM_RESOLUTION, cfg.DETECTION.SPATIAL_SCALE_FACTOR) == (7, 16)
-    assert cfg.AVA.DETECTION_SCORE_THRESH == 0.9 and cfg.RNG_SEED == 0
-    from severe.slowfast_config import solver_from_config
+    assert cfg.AVA.DETECTION_SCORE_THRESH == 0.9 and cfg.SEED == 0
+    from severe.tasks.slowfast import solver_from_config
 
     spec, schedule = solver_from_config(cfg)
     assert (spec.kind, spec.weight_decay, spec.bn_weight_decay, spec.nesterov) == ("sgd", 1e-7, 0.0, True)

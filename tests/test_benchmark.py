@@ -54,11 +54,11 @@ def test_jobs_skip_finished_and_resume_unfinished(tmp_path):
     ssv2 = jobs[1].argv
     assert ssv2[:2] == [str(EXPERIMENTS["ssv2"].config_path), "--init"] and "--resume" in ssv2 and "--trust" in ssv2
     assert ssv2[-4:] == ["--weights", "w.pth", "TRAIN.EPOCHS", "1"]
-    charades = jobs[2].argv
-    assert charades[:2] == ["--cfg", str(EXPERIMENTS["charades"].config_path)]
-    assert ["MODEL.INIT_METHOD", "gdt"] == charades[charades.index("MODEL.INIT_METHOD"):][:2]
-    assert charades[charades.index("OUTPUT_DIR") + 1] == str(tmp_path / "out" / "gdt" / "charades")
-    assert charades[charades.index("MODEL.CKPT") + 1] == "w.pth"
+    charades = jobs[2].argv  # one command form for every task
+    assert charades[:3] == [str(EXPERIMENTS["charades"].config_path), "--init", "gdt"]
+    assert charades[charades.index("--out") + 1] == str(tmp_path / "out" / "gdt" / "charades")
+    assert charades[charades.index("--data-root") + 1] == str(tmp_path / "data")
+    assert charades[-2:] == ["--weights", "w.pth"] and "--cfg" not in charades and "MODEL.INIT_METHOD" not in charades
 
 
 def test_seeds_give_one_run_per_seed_through_each_runners_key(tmp_path):
@@ -68,8 +68,8 @@ def test_seeds_give_one_run_per_seed_through_each_runners_key(tmp_path):
     jobs = plan_jobs(exps, "gdt", "w.pth", tmp_path / "data", tmp_path / "out", False, {}, seeds=[1, 2])
     assert [(j.name, j.status) for j in jobs] == [("ucf101/seed1", "new"), ("ucf101/seed2", "done"), ("ucfrep/seed1", "new"),
                                                   ("ucfrep/seed2", "new"), ("charades/seed1", "new"), ("charades/seed2", "new")]
-    assert jobs[0].argv[-2:] == ["SEED", "1"] and jobs[3].argv[-2:] == ["SEED", "2"] and jobs[5].argv[-2:] == ["RNG_SEED", "2"]
-    assert jobs[5].argv[jobs[5].argv.index("OUTPUT_DIR") + 1] == str(tmp_path / "out" / "gdt" / "charades" / "seed2")
+    assert jobs[0].argv[-2:] == ["SEED", "1"] and jobs[3].argv[-2:] == ["SEED", "2"] and jobs[5].argv[-2:] == ["SEED", "2"]
+    assert jobs[5].argv[jobs[5].argv.index("--out") + 1] == str(tmp_path / "out" / "gdt" / "charades" / "seed2")
     assert slurm_specs(jobs, SlurmSettings())[0]["parameters"]["job_name"] == "severe-ucf101-seed1"
     with pytest.raises(SevereError, match="charades: RNG_SEED given both as an override and through --seeds"):
         plan_jobs(exps, "gdt", "w.pth", tmp_path, tmp_path / "out", False, {"charades": ["RNG_SEED", "3"]}, seeds=[1])

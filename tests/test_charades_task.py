@@ -20,8 +20,9 @@ from severe.errors import SevereError
 from severe.multilabel.cli import main as charades_main
 from severe.multilabel.data import CharadesDataset, clip_positions, clip_span, train_start, view_starts
 from severe.multilabel.model import build_multilabel_model, update_bn_stats
-from severe.multilabel.runner import multilabel_step
-from severe.slowfast_config import load_task_config, output_dir, run_net_main
+from severe.tasks import TASKS, lifecycle
+from severe.tasks.charades import multilabel_step
+from severe.tasks.slowfast import run_net_main
 from severe.synth.datasets import write_synthetic_root
 
 CONFIGS = Path(__file__).resolve().parents[1] / "SlowFast-ssl-vssl" / "configs" / "Charades"
@@ -52,21 +53,27 @@ def _video(frame_labels: list[tuple[int, ...]]) -> FrameListVideo:
     return FrameListVideo("vid", 0, tuple(f"vid/vid-{i + 1:06d}.jpg" for i in range(n)), tuple(frame_labels))
 
 
-RAW = Normalization(None, None, "RGB")  # x / 255 only: clip * 255 = frame position
+RAW = Normalization(None, None, "RGB")
+
+
+def load_task_config(task: str, path, overrides=()):
+    return lifecycle.load_task_config(TASKS[task], path, overrides)  # x / 255 only: clip * 255 = frame position
 
 
 # ------------------------------------------------------------------------------------------- configs
 
 def test_shipped_config_has_the_protocol_settings_and_seeds():
-    cfg = load_task_config("charades", CHARADES_CFG)
-    assert (cfg.SOLVER.BASE_LR, list(cfg.SOLVER.STEPS), cfg.SOLVER.MAX_EPOCH) == (0.0375, [0, 41, 49], 57)
+    cfg = load_task_config("charades", CHARADES_CFG)  # PySlowFast names in the file, read as common names
+    assert (cfg.SOLVER.BASE_LR, list(cfg.SOLVER.STEPS), cfg.TRAIN.EPOCHS) == (0.0375, [0, 41, 49], 57)
     assert (cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_START_LR) == (1e-4, 4.0, 1e-4)
     assert (cfg.TRAIN.BATCH_SIZE, cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE) == (16, 32, 8)
     assert (cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS, cfg.DATA.INV_UNIFORM_SAMPLE) == (10, 3, True)
-    assert (cfg.BN.USE_PRECISE_STATS, cfg.BN.NUM_BATCHES_PRECISE, cfg.TRAIN.CHECKPOINT_PERIOD) == (True, 200, 6)
-    assert list(cfg.DATA.TRAIN_JITTER_SCALES) == [256, 340] and cfg.RNG_SEED == 1
+    assert (cfg.BN.USE_PRECISE_STATS, cfg.BN.NUM_BATCHES_PRECISE, cfg.TRAIN.CHECKPOINT_EVERY) == (True, 200, 6)
+    assert list(cfg.DATA.TRAIN_JITTER_SCALES) == [256, 340] and cfg.SEED == 1
     seeds = [load_task_config("charades", CHARADES_CFG, ["RNG_SEED", str(s), "MODEL.INIT_METHOD", "gdt"]) for s in (1, 2, 3)]
-    assert [str(output_dir(c, "gdt")) for c in seeds] == [f"runs/charades/gdt/seed{s}" for s in (1, 2, 3)]
+    assert [str(lifecycle.default_run_dir(c, "gdt")) for c in seeds] == [f"runs/charades/gdt/seed{s}" for s in (1, 2, 3)]
+    with pytest.raises(SevereError, match="RNG_SEED is another name of SEED; give one of them"):
+        load_task_config("charades", CHARADES_CFG, ["RNG_SEED", "2", "SEED", "2"])
     for key, value in (("DETECTION.ROI_XFORM_RESOLUTION", "7"), ("AVA.DETECTION_SCORE_THRESH", "0.9")):
         with pytest.raises(SevereError, match="Non-existent key"):  # AVA keys do nothing here: refused
             load_task_config("charades", CHARADES_CFG, [key, value])

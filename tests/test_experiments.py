@@ -15,11 +15,10 @@ from severe.errors import SevereError
 from severe.experiments import (EXPERIMENT_LIST, EXPERIMENTS, FACTOR_LABELS, FACTORS, SEVERE_COLUMNS, SUITES,
                                 suite)
 from severe.recognition.config import MODES, recognition_defaults
-from severe.recognition.runner import find_config as find_recognition_config
 from severe.repetition.config import repetition_defaults
-from severe.repetition.runner import find_config as find_repetition_config
 from severe.report.table import make_report
-from severe.slowfast_config import load_task_config
+from severe.tasks import TASKS
+from severe.tasks.lifecycle import load_task_config
 
 SUBPROJECT_LINKS = {"ssl_benchmark": "ssl_benchmark/configs", "slowfast": "SlowFast-ssl-vssl/configs",
                     "repetition": "Deep-Temporal-Repetition-Counting/configs"}
@@ -74,7 +73,7 @@ def _check_config(row) -> None:
     elif row.runner == "repetition":
         assert load_config(repetition_defaults(), path).EXPERIMENT.ID == row.id
     else:  # the PySlowFast tasks name their experiment after the task
-        assert row.id == row.runner and load_task_config(row.runner, path).TRAIN.DATASET == row.runner
+        assert row.id == row.runner and load_task_config(TASKS[row.runner], path).TRAIN.DATASET == row.runner
 
 
 @pytest.mark.parametrize("row", [e for e in EXPERIMENT_LIST if e.config is not None], ids=lambda e: e.id)
@@ -89,8 +88,8 @@ def test_every_shipped_recognition_config_is_a_table_row():
     assert set(shipped_configs("ssl_benchmark")) == rows
 
 
-FINDERS = {"ssl_benchmark": find_recognition_config, "repetition": find_repetition_config,
-           "slowfast": lambda name: find_config(name, config_dir("slowfast"))}
+FINDERS = {"ssl_benchmark": TASKS["recognition"].find_config, "repetition": TASKS["repetition"].find_config,
+           "slowfast": TASKS["ava"].find_config}
 
 
 @pytest.mark.parametrize("family", FAMILIES)

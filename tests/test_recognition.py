@@ -17,7 +17,8 @@ from severe.errors import SevereError
 from severe.models import BACKBONES, build_backbone, check_backbone_contract, register_backbone
 from severe.recognition.config import recognition_defaults, validate
 from severe.recognition.data import ArrowOfTime
-from severe.recognition.runner import CONFIG_DIR, build_model, plan_run, run, retest_run, verb_noun_step
+from severe.recognition.runner import CONFIG_DIR, plan_run, run, retest_run
+from severe.tasks.recognition import build_model, verb_noun_step
 from severe.synth.checkpoints import write_synthetic_checkpoint
 from severe.synth.datasets import write_synthetic_root
 from severe.data.registry import read_split
@@ -362,7 +363,7 @@ def test_verb_noun_head_and_loss_by_hand(tmp_path):
 
 
 def test_task_normalisation_constants_and_tclr_override():
-    from severe.recognition.runner import input_normalization
+    from severe.tasks.recognition import input_normalization
 
     cfg = load_config(recognition_defaults(), CONFIG_DIR / "domain" / "ek100.yaml")
     imagenet = {"normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}, "channel_order": "RGB"}

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import severe.repetition.runner as runner
-from severe.checkpoints.weights import load_weights
+from severe.checkpoints.weights import SCRATCH_META, load_weights
 from severe.data.transforms import Normalization
 from severe.engine import load_checkpoint
 from severe.errors import SevereError
@@ -31,6 +31,8 @@ from severe.repetition.inputs import InputBuilder, state_positions
 from severe.repetition.targets import ANCHORS
 from severe.synth.checkpoints import write_synthetic_checkpoint
 from severe.synth.datasets import write_synthetic_root
+from severe.tasks import lifecycle
+from severe.tasks.repetition import normalization, prepare_videos
 
 ANCHOR_ARRAY = np.asarray(ANCHORS)
 
@@ -228,6 +230,11 @@ def _tiny_backbone(arch: str = "r2plus1d_18") -> VideoBackbone:
     return VideoBackbone(arch, stem, [nn.Identity(), nn.Identity(), nn.Identity(), nn.Conv3d(4, 512, 1)])
 
 
+def _tiny_make_backbone(arch: str, weights=None) -> VideoBackbone:
+    assert weights is None
+    return _tiny_backbone(arch)
+
+
 TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "3", "DATA.CROP", "16", "MODEL.FRAMES_PER_STREAM", "4",
         "DATA.ITEMS_PER_VIDEO", "1", "TRAIN.MAX_INNER_STEPS", "3", "DATA.NUM_WORKERS", "0", "TEST.BATCH_SIZE", "4",
         "DATA.MAX_SEGMENT_FRAMES", "30", "TRAIN.CHECKPOINT_EVERY", "1"]
@@ -242,7 +249,7 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def tiny_trunk(monkeypatch):
-    monkeypatch.setattr(runner, "build_backbone", _tiny_backbone)
+    monkeypatch.setattr(lifecycle, "make_backbone", _tiny_make_backbone)
 
 
 def test_tiny_run_writes_results_and_retests(data_root, tmp_path, tiny_trunk, capsys):
@@ -338,9 +345,9 @@ def test_trainer_resume_checks_the_repetition_settings_and_stops_on_a_nonfinite_
 def test_tclr_convention_from_the_checkpoint(tmp_path):
     path = tmp_path / "tclr.pth"
     write_synthetic_checkpoint("tclr", path, dtype=torch.float16)
-    norm = runner.normalization(load_weights(path, method="tclr", trust=True).meta)
+    norm = normalization(load_weights(path, method="tclr", trust=True).meta)
     assert norm == Normalization(None, None, "BGR")  # no normalisation, BGR: in training and testing alike
-    assert runner.normalization(runner.init_meta(runner.Plan(None, "scratch", None))) == Normalization()
+    assert normalization(dict(SCRATCH_META)) == Normalization()
 
 
 def test_missing_frames_are_reported(data_root, tmp_path):
@@ -351,8 +358,8 @@ def test_missing_frames_are_reported(data_root, tmp_path):
     victim = next((root / "ucfrep" / "imgs" / "val").glob("*/*"))
     shutil.rmtree(victim)
     with pytest.raises(SevereError, match="frames of 1 of 6 videos are missing"):
-        runner.prepare_videos(root, "test", allow_missing=False, run_dir=None)
-    kept = runner.prepare_videos(root, "test", allow_missing=True, run_dir=tmp_path)
+        prepare_videos(root, "test", allow_missing=False, run_dir=None)
+    kept = prepare_videos(root, "test", allow_missing=True, run_dir=tmp_path)
     assert len(kept.videos) == 5 and (tmp_path / "test_missing.txt").read_text().strip().endswith(victim.name)
 
 
@@ -361,10 +368,11 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 import severe.repetition.runner as runner
-from test_repetition_run import TINY, _tiny_backbone
+from test_repetition_run import TINY, _tiny_make_backbone
 from severe.engine import cleanup_distributed, init_distributed
+from severe.tasks import lifecycle
 
-runner.build_backbone = _tiny_backbone
+lifecycle.make_backbone = _tiny_make_backbone
 assert init_distributed("cpu").world_size == 2
 over = [*TINY, "TRAIN.BATCH_SIZE", "4", "TEST.BATCH_SIZE", "2"]
 runner.run(runner.plan_run("ucfrep", "scratch", None, over), Path({data!r}), Path({run!r}), progress=False)

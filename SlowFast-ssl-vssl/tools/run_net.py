@@ -8,7 +8,7 @@ The config's TRAIN.DATASET (ava or charades) picks the task; see ../README.md.
 import sys
 
 from severe.cli import run_entry
-from severe.slowfast_config import run_net_main
+from severe.tasks.slowfast import run_net_main
 
 if __name__ == "__main__":
     sys.exit(run_entry(run_net_main, sys.argv[1:], "run_net.py"))

@@ -16,7 +16,7 @@ from severe.experiments import SUITES, suite
 EPILOG = "suites:\n" + "\n".join(f"  {name:<12} {', '.join(ids)}" for name, ids in SUITES.items()) + """
 
 Each experiment runs into OUT/<method>/<experiment>/ (with --seeds: OUT/<method>/<experiment>/seed<S>/, the
-seed set through SEED or RNG_SEED); runs whose results.json exists are skipped,
+seed set through SEED); runs whose results.json exists are skipped,
 unfinished ones are resumed, so the same command continues an interrupted benchmark and several
 initialisations share one output tree. Then: severe report OUT.
 

@@ -56,9 +56,11 @@ def plan_jobs(experiments: list[Experiment], method: str, weights: str | None, d
     jobs = []
     for e in experiments:
         extra = overrides.get(e.id, [])
-        seed_key = RUNNERS[e.runner].seed_key
-        if seeds is not None and seed_key in extra[::2]:
-            raise SevereError(f"{e.id}: {seed_key} given both as an override and through --seeds; keep one")
+        runner = RUNNERS[e.runner]
+        seed_key = runner.seed_key
+        given = [k for k in extra[::2] if k in runner.names_of(seed_key)]
+        if seeds is not None and given:
+            raise SevereError(f"{e.id}: {given[0]} given both as an override and through --seeds; keep one")
         for seed in seeds if seeds is not None else [None]:
             run_dir = out / method / e.id if seed is None else out / method / e.id / f"seed{seed}"
             if (run_dir / RESULTS_FILE).exists():

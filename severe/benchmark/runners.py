@@ -7,7 +7,6 @@ the command do exactly the same thing.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,19 +16,33 @@ from severe.experiments import Experiment
 
 @dataclass(frozen=True)
 class Runner:
-    """How a family of experiments is launched: entry function and argument convention."""
+    """How a family of experiments is launched: its entry function and the task whose schema it reads.
+
+    Every entry point takes one command form (``CONFIG --init M [--weights W] --data-root D --out O
+    [KEY VALUE ...]``) and one seed key (``SEED``); AVA and Charades also accept PySlowFast's key names."""
 
     name: str
     module: str
     function: str
-    style: str  # "severe" (CONFIG --init --weights --data-root --out) or "slowfast" (--cfg FILE KEY VALUE)
-    defaults: str  # "module:function" returning the config schema (to route KEY VALUE overrides)
-    seed_key: str  # the config key of the run's one seed
+    task: str  # key of severe.tasks.TASKS (its defaults route KEY VALUE overrides)
+    seed_key: str = "SEED"
 
     def config_keys(self) -> set[str]:
-        """Every dotted key of this runner's config schema."""
-        module, function = self.defaults.split(":")
-        return set(_flatten(getattr(importlib.import_module(module), function)()))
+        """Every dotted key of this runner's config schema, plus the PySlowFast aliases it accepts."""
+        from severe.tasks import TASKS
+        from severe.tasks.schema import SLOWFAST_ALIASES
+
+        keys = set(_flatten(TASKS[self.task].defaults()))
+        if self.task in ("ava", "charades"):
+            keys |= {alias for alias, name in SLOWFAST_ALIASES.items() if name in keys}
+        return keys
+
+    def names_of(self, key: str) -> set[str]:
+        """``key`` and every other name of the same setting (internal name and aliases)."""
+        from severe.tasks.schema import SLOWFAST_ALIASES
+
+        internal = SLOWFAST_ALIASES.get(key, key)
+        return {internal, *(a for a, n in SLOWFAST_ALIASES.items() if n == internal)}
 
 
 def _flatten(node, prefix: str = "") -> list[str]:
@@ -40,13 +53,10 @@ def _flatten(node, prefix: str = "") -> list[str]:
 
 
 RUNNERS = {
-    "recognition": Runner("recognition", "severe.recognition.cli", "finetune_main", "severe",
-                          "severe.recognition.config:recognition_defaults", "SEED"),
-    "repetition": Runner("repetition", "severe.repetition.cli", "train_main", "severe",
-                         "severe.repetition.config:repetition_defaults", "SEED"),
-    "ava": Runner("ava", "severe.detection.cli", "main", "slowfast", "severe.slowfast_config:ava_defaults", "RNG_SEED"),
-    "charades": Runner("charades", "severe.multilabel.cli", "main", "slowfast", "severe.slowfast_config:charades_defaults",
-                       "RNG_SEED"),
+    "recognition": Runner("recognition", "severe.recognition.cli", "finetune_main", "recognition"),
+    "repetition": Runner("repetition", "severe.repetition.cli", "train_main", "repetition"),
+    "ava": Runner("ava", "severe.detection.cli", "main", "ava"),
+    "charades": Runner("charades", "severe.multilabel.cli", "main", "charades"),
 }
 
 
@@ -72,14 +82,7 @@ def route_overrides(experiments: list[Experiment], overrides: list[str]) -> dict
 
 def experiment_argv(experiment: Experiment, method: str, weights: str | None, data_root: Path, run_dir: Path, *,
                     resume: bool, trust: bool, overrides: list[str]) -> list[str]:
-    """The command-line arguments of ``experiment``'s entry point."""
-    config = str(experiment.config_path)
+    """The command-line arguments of ``experiment``'s entry point (one form for every task)."""
     flags = (["--resume"] if resume else []) + (["--trust"] if trust else []) + ["--no-progress"]
-    if RUNNERS[experiment.runner].style == "severe":
-        out = [config, "--init", method, "--data-root", str(data_root), "--out", str(run_dir), *flags]
-        return out + (["--weights", str(weights)] if weights else []) + overrides
-    opts = ["MODEL.INIT_METHOD", method, "DATA.PATH_TO_DATA_DIR", str(data_root), "OUTPUT_DIR", str(run_dir)]
-    if weights:
-        opts += ["MODEL.CKPT", str(weights)]
-    return ["--cfg", config, *flags, *opts, *overrides]
-
+    out = [str(experiment.config_path), "--init", method, "--data-root", str(data_root), "--out", str(run_dir), *flags]
+    return out + (["--weights", str(weights)] if weights else []) + overrides

@@ -14,12 +14,13 @@ MODES = ("finetune", "linear", "knn")
 
 
 def recognition_defaults() -> CfgNode:
-    c = CfgNode()
-    c.EXPERIMENT = CfgNode()
+    """The base schema (severe.tasks.schema) extended with the recognition keys."""
+    from severe.tasks.schema import base_defaults
+
+    c = base_defaults()
     c.EXPERIMENT.ID = ""  # e.g. "ucf101_1000"; names the run and the table column
     c.EXPERIMENT.FACTOR = "domain"  # domain | samples | granularity | linear | task
     c.EXPERIMENT.TASK = "classification"  # classification | arrow_of_time
-    c.DATA = CfgNode()
     c.DATA.DATASET = "ucf101"
     c.DATA.NUM_EXAMPLES = 0  # N-example training subset (protocol.md §6); 0 = the full training list
     c.DATA.VAL_FRACTION = 0.0  # >0: hold out this fraction of each class's training videos (seeded) as a
@@ -38,14 +39,10 @@ def recognition_defaults() -> CfgNode:
     c.DATA.NUM_WORKERS = 4
     c.DATA.ALLOW_MISSING = False  # allow training/test lists with missing media (counted and recorded)
     c.DATA.ALLOW_TEST_FAILURES = False  # allow undecodable test videos (reported, excluded from metrics)
-    c.MODEL = CfgNode()
-    c.MODEL.ARCH = ""  # "" = the initialisation's architecture; scratch runs may name any registered one
-    # (severe.models.ARCHITECTURES: r2plus1d_18, r2plus1d_18_tclr, r3d_18, or your own via register_backbone)
     c.MODEL.NOUN_HEAD = 0  # EK-100: >0 adds an auxiliary noun classifier with this many classes; the training loss
     # is the mean of the verb and noun cross-entropies; the test scores verbs only
     c.MODEL.HEAD_INIT = "default"  # default (PyTorch Linear init) | normal (N(0, 0.01), zero bias)
     c.MODEL.DROPOUT = 0.0
-    c.TRAIN = CfgNode()
     c.TRAIN.MODE = "finetune"  # finetune | linear | knn
     c.TRAIN.BATCH_SIZE = 32  # global batch over all processes
     c.TRAIN.EPOCHS = 16
@@ -64,7 +61,6 @@ def recognition_defaults() -> CfgNode:
     c.TRAIN.PRECISE_BN_BATCHES = 0  # >0: recompute BN statistics from this many training batches before testing
     c.TRAIN.CHECKPOINT_EVERY = 0  # keep a copy every N epochs (the last epoch is always kept)
     c.TRAIN.TENSORBOARD = False
-    c.TEST = CfgNode()
     c.TEST.BATCH_SIZE = 2  # videos per evaluation batch (each holds TEST_CLIPS clips)
     c.KNN = CfgNode()
     c.KNN.K = 20

@@ -10,10 +10,11 @@ STREAM_FEATURES = ("same", "split")
 
 
 def repetition_defaults() -> CfgNode:
-    c = CfgNode()
-    c.EXPERIMENT = CfgNode()
+    """The base schema (severe.tasks.schema) extended with the UCF-RC keys."""
+    from severe.tasks.schema import base_defaults
+
+    c = base_defaults()
     c.EXPERIMENT.ID = "ucfrep"  # names the run and the table column
-    c.DATA = CfgNode()
     c.DATA.CROP = 112  # letterbox size: longer side resized to CROP, zero-padded to CROP x CROP
     c.DATA.ITEMS_PER_VIDEO = 10  # training sub-segments per training video, drawn once (seeded)
     c.DATA.MAX_SEGMENT_FRAMES = 300  # cap on a training sub-segment's length
@@ -21,11 +22,9 @@ def repetition_defaults() -> CfgNode:
     c.DATA.FLIP = True  # training: horizontal flip with p 0.5, the same for all frames of an item
     c.DATA.NUM_WORKERS = 4
     c.DATA.ALLOW_MISSING = False  # exclude (and record) videos whose frames are missing instead of failing
-    c.MODEL = CfgNode()
     c.MODEL.ANCHORS = [0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0]
     c.MODEL.STREAM_FEATURES = "same"  # same (SEVERE, faithful) | split (upstream: left/right halves of layer4)
     c.MODEL.FRAMES_PER_STREAM = 16  # frames per half of the input (16 + 16 = 32)
-    c.TRAIN = CfgNode()
     c.TRAIN.EPOCHS = 100
     c.TRAIN.BATCH_SIZE = 32  # items per batch over all processes
     c.TRAIN.LR = 5e-5  # Adam, constant
@@ -38,7 +37,6 @@ def repetition_defaults() -> CfgNode:
     c.TRAIN.STEP_DIVISOR = [5.0, 20.0]  # mp advances by segment length / U(lo, hi)
     c.TRAIN.CHECKPOINT_EVERY = 25  # also keep the model weights of every N-th epoch (0 = last only)
     c.TRAIN.AMP = "off"  # off | bf16 | fp16 (CUDA only)
-    c.TEST = CfgNode()
     c.TEST.BATCH_SIZE = 5  # videos processed in lockstep
     c.TEST.NUM_SCALES = 30
     c.TEST.MIN_SCALE = 0.03

@@ -1,0 +1,92 @@
+"""The one command form of every ``severe run TASK`` (and the subprojects' scripts):
+
+    CONFIG --init METHOD [--weights PATH] [--data-root DIR] [--out DIR] [--resume] [--trust] [--no-progress] [KEY VALUE ...]
+
+``--cfg FILE`` is accepted in place of CONFIG (PySlowFast's spelling); tasks with aliases also take the
+initialisation, data root and output directory as PySlowFast keys (MODEL.INIT_METHOD ...). A task whose
+config says not to train (AVA/Charades ``TRAIN.ENABLE False``) tests the trained run in ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Sequence
+
+from severe.cli import setup_logging
+from severe.tasks import lifecycle
+from severe.tasks.base import Task
+from severe.tasks.schema import flag_overrides
+
+
+def _epilog(task: Task) -> str:
+    where = f"a path, or a name under {task.config_dir}" if task.config_dir else "a path"
+    alias = ("\nPySlowFast key names (MODEL.INIT_METHOD, MODEL.CKPT, DATA.PATH_TO_DATA_DIR, OUTPUT_DIR, RNG_SEED, "
+             "SOLVER.MAX_EPOCH, DATA_LOADER.NUM_WORKERS ...) are accepted for their common names.") if task.aliases else ""
+    return (f"CONFIG: {where}.\n\nKEY VALUE overrides (after the config) change any config key, e.g. TRAIN.EPOCHS 2 "
+            f"DATA.NUM_WORKERS 0 SEED 1.{alias}\nMulti-GPU: torchrun --nproc_per_node N ... (TRAIN.BATCH_SIZE stays the "
+            f"global batch).")
+
+
+def parse(task: Task, argv: Sequence[str], prog: str, description: str | None = None) -> argparse.Namespace:
+    from severe.cli import experiment_parser
+
+    p = experiment_parser(prog, description or task.description, _epilog(task),
+                          config_help="experiment config" + (f" (path or name under {task.config_dir})" if task.config_dir else ""),
+                          init_required=not task.aliases)
+    args = p.parse_intermixed_args(list(argv))
+    if args.cfg is not None and args.config is not None:  # --cfg FILE KEY VALUE ...: the first KEY is no CONFIG
+        args.overrides = [args.config, *args.overrides]
+        args.config = None
+    args.config = args.config if args.config is not None else args.cfg
+    if args.config is None:
+        p.error("the config is required (CONFIG or --cfg FILE)")
+    return args
+
+
+def execute(task: Task, args: argparse.Namespace, force: Sequence[str] = ()) -> tuple[dict | None, Path]:
+    """Plan and run (or, when the config says so, re-test) one experiment from parsed arguments; returns the
+    results record (None when only training) and the run directory."""
+    setup_logging()
+    overrides = [*args.overrides, *flag_overrides(init=args.init, weights=args.weights, data_root=args.data_root,
+                                                  out=args.out)]
+    cfg = lifecycle.load_task_config(task, args.config, [*force, *overrides])
+    if not task.trains(cfg):
+        run_dir = lifecycle.trained_run_dir(cfg)
+        return lifecycle.retest(task, run_dir, progress=not args.no_progress, cfg=cfg), run_dir
+    plan = lifecycle.plan(task, args.config, overrides, trust=args.trust, force=force)
+    data_root = lifecycle.data_root_of(plan.cfg)
+    record = lifecycle.run(plan, data_root, plan.run_dir(), resume=args.resume, progress=not args.no_progress)
+    return record, plan.run_dir()
+
+
+def print_summary(task: Task, record: dict | None, run_dir: Path | str) -> None:
+    if record is not None:
+        print(json.dumps({"run_dir": str(run_dir), "task": record["task"], "experiment_id": record["experiment_id"],
+                          "init": record["init_method"], "seed": record["seed"], **_primary(record),
+                          **task.summary(record)}))
+
+
+def _primary(record: dict) -> dict:
+    return {record["primary"]["metric"]: record["primary"]["value"]}
+
+
+def run_main(task: Task, argv: Sequence[str], prog: str, description: str | None = None,
+             force: Sequence[str] = ()) -> int:
+    args = parse(task, argv, prog, description)
+    record, run_dir = execute(task, args, force)
+    print_summary(task, record, run_dir)
+    return 0
+
+
+def retest_main(task: Task, argv: Sequence[str], prog: str, description: str) -> int:
+    """``RUN_DIR [--data-root DIR] [--no-progress]``: test a trained run directory."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data-root", metavar="DIR", help="data root (default: the run's, else $SEVERE_DATA)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(list(argv))
+    setup_logging()
+    record = lifecycle.retest(task, Path(args.run_dir), args.data_root, progress=not args.no_progress)
+    print_summary(task, record, args.run_dir)
+    return 0
