@@ -1,4 +1,4 @@
-"""AVA frame-mAP benchmark at the AVA v2.2 validation scale (tasks.md §1.5).
+"""AVA frame-mAP benchmark at the AVA v2.2 validation scale (docs/tasks.md §1.5).
 
 Synthesises validation-sized inputs on the fly (no data needed):
   64 videos x 897 keyframes (seconds 902..1798) = 57,408 images; ~3 persons per keyframe with 1-3

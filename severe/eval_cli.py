@@ -1,7 +1,7 @@
 """``severe eval TASK ...``: evaluate prediction files with the official metric of a task.
 
 Tasks (one table, one function each):
-  ava   frame-mAP@0.5 of an AVA detection csv against ground truth (tasks.md §1.5)
+  ava   frame-mAP@0.5 of an AVA detection csv against ground truth (docs/tasks.md §1.5)
 """
 
 from __future__ import annotations

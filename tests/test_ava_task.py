@@ -1,4 +1,4 @@
-"""AVA v2.2 detection (tasks.md §1) on synthetic data: configs, keyframes, clip sampling, box transforms,
+"""AVA v2.2 detection (docs/tasks.md §1) on synthetic data: configs, keyframes, clip sampling, box transforms,
 RoIAlign geometry, TCLR pooling, an end-to-end run with re-test, a learning step, and config errors."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Charades multi-label classification (tasks.md §2) on synthetic data: configs and seeds, clip sampling,
+"""Charades multi-label classification (docs/tasks.md §2) on synthetic data: configs and seeds, clip sampling,
 span labels, the 30-view max aggregation, precise BN, TCLR pooling, an end-to-end run, a learning step."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decoding (PyAV and frame folders) and the 16 fps clip-sampling rules (protocol.md §1.4, §4)."""
+"""Decoding (PyAV and frame folders) and the 16 fps clip-sampling rules (docs/protocol.md §1.4, §4)."""
 
 from __future__ import annotations
 

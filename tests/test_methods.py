@@ -17,7 +17,7 @@ from severe.report.table import _column, _user_rows
 # (method, settings, why, datasets, modes, num_examples): the protocol exceptions as listed before the move
 _LONG = {"TRAIN.EPOCHS": 20, "TRAIN.MILESTONES": [10, 15, 18], "TRAIN.WEIGHT_DECAY": 1e-4}
 ORACLE = [
-    ("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (protocol.md §3)", (), ("finetune",), ()),
+    ("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (docs/protocol.md §3)", (), ("finetune",), ()),
     ("tclr", {"DATA.NUM_FRAMES": 32}, "TCLR's UCF101 linear probe uses 32-frame clips", ("ucf101",), ("linear",), ()),
     ("scratch", _LONG, "scratch schedule (ucf101/hmdb51/gym99/gym288)", ("ucf101", "hmdb51", "gym99", "gym288"),
      ("finetune",), ()),

@@ -1,4 +1,4 @@
-"""AVA frame-mAP@0.5 (tasks.md §1.5): hand-computed cases, fast == per-image reference, files, CLI."""
+"""AVA frame-mAP@0.5 (docs/tasks.md §1.5): hand-computed cases, fast == per-image reference, files, CLI."""
 
 import json
 import math

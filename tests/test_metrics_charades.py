@@ -1,4 +1,4 @@
-"""Charades mAP (tasks.md §2.4): scikit-learn's average_precision_score semantics, hand-computed."""
+"""Charades mAP (docs/tasks.md §2.4): scikit-learn's average_precision_score semantics, hand-computed."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Recognition metrics against hand-computed cases (protocol.md §4, §8.4)."""
+"""Recognition metrics against hand-computed cases (docs/protocol.md §4, §8.4)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Readers of the official annotation formats, on hand-written files with the example lines of datasets.md."""
+"""Readers of the official annotation formats, on hand-written files with the example lines of docs/datasets.md."""
 
 from __future__ import annotations
 

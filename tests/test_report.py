@@ -68,7 +68,7 @@ def runs(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------------------------------- reference data
 
-DERIVED_MEANS = {  # protocol.md §14.3 "Mean (derived)"
+DERIVED_MEANS = {  # docs/protocol.md §14.3 "Mean (derived)"
     "moco": 59.30, "video_moco": 58.43, "selavi": 58.36, "pretext_contrast": 60.09, "rspnet": 62.68, "avid_cma": 61.50,
     "ctp": 63.28, "tclr": 61.21, "tubelet_contrast": 66.41, "gdt": 64.49, "supervised": 70.81, "everest": 58.34,
     "mvd": 52.21, "mgmae": 58.80, "videomae": 57.65, "mgm": None, "mme": 66.14, "sigma": 63.79, "supervised_vit": 52.45,

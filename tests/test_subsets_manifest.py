@@ -1,4 +1,4 @@
-"""N-example subsets (protocol.md §6) and manifests (datasets.md §1.3)."""
+"""N-example subsets (docs/protocol.md §6) and manifests (docs/datasets.md §1.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Train/test clip transforms and the normalisation convention (protocol.md §1.4, §4)."""
+"""Train/test clip transforms and the normalisation convention (docs/protocol.md §1.4, §4)."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def _check_incompatible(obj: Any, source: str) -> None:
 
 
 def detect_method(obj: Any, source: str = "checkpoint", file_name: str = "") -> str | None:
-    """The method whose layout ``obj`` has (checkpoints.md §2.5), or None.
+    """The method whose layout ``obj`` has (docs/checkpoints.md §2.5), or None.
 
     MoCo and VideoMoCo share one layout: ``video_moco`` when the file name says so, else ``moco``.
     """

@@ -1,4 +1,4 @@
-"""The pretraining methods: one table (checkpoints.md §5, protocol.md §3).
+"""The pretraining methods: one table (docs/checkpoints.md §5, docs/protocol.md §3).
 
 Every row says where the backbone lives (container key, prefix without the optional ``module.``),
 how its names map onto torchvision's, which architecture it targets, its input convention, the
@@ -81,7 +81,7 @@ def find_prefix(tensors: Mapping[str, torch.Tensor], prefix: str, anchor: str) -
 
 @dataclass(frozen=True)
 class InitRule:
-    """A protocol exception of one initialisation for recognition runs (protocol.md §3): ``settings`` apply
+    """A protocol exception of one initialisation for recognition runs (docs/protocol.md §3): ``settings`` apply
     to runs of ``datasets`` (empty = every dataset) in ``modes`` with ``num_examples`` (empty = any)."""
 
     method: str
@@ -112,9 +112,9 @@ class MethodSpec:
     extra_meta: dict = field(default_factory=dict)
     extra_check: Callable[[Any, Mapping[str, torch.Tensor]], bool] = lambda obj, t: True
     also_accepts: tuple[str, ...] = ()  # methods with an identical layout
-    detect: int | None = None  # auto-detection priority, lower first (checkpoints.md §2.5): specific layouts
+    detect: int | None = None  # auto-detection priority, lower first (docs/checkpoints.md §2.5): specific layouts
     # before generic ones; None = never detected by its layout (identical to another method's)
-    rules: tuple[InitRule, ...] = ()  # recognition protocol exceptions (protocol.md §3)
+    rules: tuple[InitRule, ...] = ()  # recognition protocol exceptions (docs/protocol.md §3)
     synthetic: Callable[[layouts.Weights], tuple[Any, Any]] | None = None  # writes a file of this layout
     task_notes: dict[str, str] = field(default_factory=dict)  # task -> what a run of this method does differently
 
@@ -197,7 +197,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         "avid_cma", "AVID-CMA", "avid_cma/avid_cma_ckpt-ep20.pth.tar", "re-pretrained by the SEVERE authors",
         ("model",), "video_model.", "stem.0.weight",
         detect=4, synthetic=layouts.avid_cma,
-        rules=(InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (protocol.md §3)"),),
+        rules=(InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (docs/protocol.md §3)"),),
     ),
     MethodSpec(
         "ctp", "CtP (Catch-the-Patch)", "ctp/snellius_r2p1d18_ctp_k400_epoch_90.pth", "SEVERE-hosted file",
@@ -234,7 +234,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
     ),
 ]}
 
-#: auto-detection order (checkpoints.md §2.5), from the table's ``detect`` priorities
+#: auto-detection order (docs/checkpoints.md §2.5), from the table's ``detect`` priorities
 DETECTION_ORDER: list[str] = sorted((m.name for m in METHODS.values() if m.detect is not None),
                                     key=lambda name: METHODS[name].detect)
 #: the report's row order of the initialisations: scratch, then the table's rows

@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="entries / present / missing / manifest hash of the train and test splits",
                        description="Read the official annotation files of DATASET and report, per split, the "
                                    "number of entries, how many have their media on disk, how many are missing, "
-                                   "and the manifest SHA-256 (datasets.md §1.3). Works with no media present.")
+                                   "and the manifest SHA-256 (docs/datasets.md §1.3). Works with no media present.")
     _add_common(s)
     s.add_argument("--num-examples", type=int, default=None, metavar="N",
                    help="describe the N-example training subset (k = ceil(N / classes) per class, drawn with --seed)")

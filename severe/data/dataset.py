@@ -1,4 +1,4 @@
-"""The torch Dataset of recognition clips (protocol.md §1.3, §1.4, §4).
+"""The torch Dataset of recognition clips (docs/protocol.md §1.3, §1.4, §4).
 
 ``ClipDataset`` is built from explicit arguments (entries of one split, the dataset folder, media kind,
 mode, T, fps, K, transform, seed). Items:
@@ -12,7 +12,7 @@ mode, T, fps, K, transform, seed). Items:
 * **test** (``len = N``): ``(clips float [K,C,T,H,W], label, i)``: the whole video on the 16 fps timeline
   (decoded once), K uniformly spaced clips, centre view.
 
-Undecodable videos (datasets.md §13, pitfalls.md 6) are never silently replaced:
+Undecodable videos (docs/datasets.md §13, docs/differences.md §6) are never silently replaced:
 
 * train: the failure is logged (a warning the first time a process meets that video, debug after),
   counted, and the item is drawn again from ANOTHER video chosen deterministically from

@@ -1,4 +1,4 @@
-"""Manifests (datasets.md §1.3): entries / present / missing / sha256 per split, and the media check.
+"""Manifests (docs/datasets.md §1.3): entries / present / missing / sha256 per split, and the media check.
 
 Missing media are never dropped silently: :func:`check_media` fails with the count and the first
 paths unless the caller explicitly allows missing files.
@@ -76,7 +76,7 @@ def manifest_sha256(lines: list[tuple[str, str]]) -> str:
 
 def split_entries(dataset_id: str, data_root: Path, split: str, num_examples: int | None = None,
                   seed: int = 0) -> list[VideoEntry]:
-    """The split's entries; for train with ``num_examples`` the N-example subset (protocol.md §6)."""
+    """The split's entries; for train with ``num_examples`` the N-example subset (docs/protocol.md §6)."""
     entries = read_split(dataset_id, data_root, split)
     if num_examples is not None and split == "train":
         if not get_dataset(dataset_id).single_label:

@@ -1,6 +1,6 @@
 """The dataset table: every dataset id, its folder under the data root, class count, media kind and
-the reader of its official annotation files (datasets.md). One table, no if-chains; FineGym subsets
-are declarative label filters of gym99 (protocol.md §7).
+the reader of its official annotation files (docs/datasets.md). One table, no if-chains; FineGym subsets
+are declarative label filters of gym99 (docs/protocol.md §7).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class DatasetSpec:
     ``num_classes`` is the official C (None for UCFRep); ``media`` is "video" (a file per entry) or
     "frames" (a folder of JPEGs per entry); ``label_kind`` is "class" (single label), "multilabel"
     (Charades), "boxes" (AVA) or "count" (UCFRep); ``manifest_labels`` gives the manifest label text of
-    structured datasets (datasets.md §1.3); ``alternatives`` are other accepted media forms. Frame
+    structured datasets (docs/datasets.md §1.3); ``alternatives`` are other accepted media forms. Frame
     datasets also give their native ``frames_fps`` and the JPEG ``frame_pattern`` inside an entry's
     folder (``{name}`` = the folder name, ``{index}`` or ``{}`` = the 1-based frame number).
     """
@@ -157,7 +157,7 @@ def read_split(dataset_id: str, data_root: Path, split: str) -> list[VideoEntry]
 
 def manifest_lines(dataset_id: str, data_root: Path, split: str,
                    entries: list[VideoEntry] | None = None) -> list[tuple[str, str]]:
-    """(relative path, label text) per entry (datasets.md §1.3), in entry order (not sorted).
+    """(relative path, label text) per entry (docs/datasets.md §1.3), in entry order (not sorted).
 
     The path is the entry key (EK-100: ``<video>#<narration_id>``); the label is the decimal class id,
     or for Charades the sorted class ids joined by commas, for AVA the number of ground-truth rows of

@@ -1,4 +1,4 @@
-"""Where clips come from in time: the fixed-rate timeline of protocol.md §1.4 and §4, and the strided
+"""Where clips come from in time: the fixed-rate timeline of docs/protocol.md §1.4 and §4, and the strided
 frame-list clips of the PySlowFast tasks (AVA, Charades). Rules as pure functions, clip samplers as small
 objects holding a clip's shape (like pytorchvideo's ``RandomClipSampler`` / ``UniformClipSampler``).
 
@@ -13,7 +13,7 @@ frames repeat when ``src_fps < target_fps`` and are skipped when it is higher.
   ``s_i = int(i * max(n - T, 1) / (K - 1))`` (:func:`test_clip_starts`), frames past n loop-padded
   from the clip start (:func:`clip_positions`).
 * Segments of untrimmed videos (EK-100, ``start_sec``/``end_sec``): the start is drawn inside the
-  segment and frame positions are **clamped** to the segment (its last frame repeats), datasets.md §9.
+  segment and frame positions are **clamped** to the segment (its last frame repeats), docs/datasets.md §9.
 
 Strided clips (frame lists): ``num_frames`` positions ``rate`` apart, clamped to the video
 (:class:`StridedClip`); a random start (:class:`RandomStridedSampler`), uniformly spaced views
@@ -131,7 +131,7 @@ def test_clip_starts(n: int, num_frames: int, num_clips: int = 10) -> list[int]:
     """Start positions (timeline frames) of the ``num_clips`` uniformly spaced test clips.
 
     ``s_i = int(i * max(n - T, 1) / (K - 1))``, clamped to ``max(n - T, 0)`` so that a video with
-    ``n <= T`` gives K identical clips starting at 0 (protocol.md §4; without the clamp the last clip
+    ``n <= T`` gives K identical clips starting at 0 (docs/protocol.md §4; without the clamp the last clip
     of such a video would start at frame 1). K = 1: the centre clip ``max(n - T, 0) // 2``.
     """
     if n < 1 or num_frames < 1 or num_clips < 1:

@@ -1,4 +1,4 @@
-"""N-example training subsets (protocol.md §6): k = ceil(N / C_present) entries per class, and the
+"""N-example training subsets (docs/protocol.md §6): k = ceil(N / C_present) entries per class, and the
 optional validation split carved from the training entries.
 
 Drawn from the full official training list (never from the files present on disk), class by class

@@ -1,13 +1,13 @@
 """Clip transforms on uint8 video tensors ``[T, C, H, W]`` (torchvision.transforms.v2 functional ops).
 
-Training (protocol.md §1.4): RandomResizedCrop(112, scale (0.08, 1), ratio (3/4, 4/3), bilinear,
+Training (docs/protocol.md §1.4): RandomResizedCrop(112, scale (0.08, 1), ratio (3/4, 4/3), bilinear,
 antialias) -> horizontal flip p 0.5 -> colour jitter (brightness/contrast/saturation 0.4, hue 0.2,
 always applied, the four ops in random order) -> float [0, 1] -> normalise -> optional RGB->BGR,
 output float ``[C, T, H, W]``. The random parameters are drawn **once per clip** from a
 ``torch.Generator`` (same draws and ranges as v2's ``RandomResizedCrop`` and ``ColorJitter``) and
 applied identically to every frame, so a clip's augmentation is reproducible from its seed.
 
-Test (protocol.md §4): resize the short side to 128 (bilinear, antialias) -> centre crop 112 -> the
+Test (docs/protocol.md §4): resize the short side to 128 (bilinear, antialias) -> centre crop 112 -> the
 same normalisation. ``TestTransform.spatial`` (uint8 -> uint8) and ``finish`` (uint8 -> normalised
 float ``[C, T, H, W]``) are separate so that the loader can shrink frames as they are decoded.
 
@@ -87,7 +87,7 @@ class Normalization:
         task_mean: Sequence[float] | None = None,
         task_std: Sequence[float] | None = None,
     ) -> "Normalization":
-        """The convention recorded in a converted checkpoint's ``meta`` (checkpoints.md §2).
+        """The convention recorded in a converted checkpoint's ``meta`` (docs/checkpoints.md §2).
 
         ``meta=None`` (no checkpoint, e.g. scratch) -> ImageNet, RGB. ``normalize: null`` (TCLR) -> no
         normalisation whatever the task; otherwise a task's own constants (``task_mean``/``task_std``,
@@ -383,7 +383,7 @@ def adjust_hue(video: torch.Tensor, hue_factor: float) -> torch.Tensor:
 
 
 class TrainTransform:
-    """Training augmentation of protocol.md §1.4: ``(uint8 [T,C,H,W], generator) -> float [C,T,S,S]``."""
+    """Training augmentation of docs/protocol.md §1.4: ``(uint8 [T,C,H,W], generator) -> float [C,T,S,S]``."""
 
     def __init__(
         self,
@@ -447,7 +447,7 @@ class TrainTransform:
 
 
 class TestTransform:
-    """Test view of protocol.md §4: short side -> ``resize``, centre crop ``crop``, normalise."""
+    """Test view of docs/protocol.md §4: short side -> ``resize``, centre crop ``crop``, normalise."""
 
     __test__ = False  # not a pytest test class
 

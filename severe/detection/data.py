@@ -1,4 +1,4 @@
-"""AVA v2.2 samples (tasks.md §1.2): keyframes with their boxes and labels, clip sampling, the dataset.
+"""AVA v2.2 samples (docs/tasks.md §1.2): keyframes with their boxes and labels, clip sampling, the dataset.
 
 * A sample is one keyframe (video, second s), s in [902, 1798], holding at least one box. Keyframes are
   ordered by the video's position in the frame lists, then by second (PySlowFast's order).

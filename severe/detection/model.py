@@ -1,4 +1,4 @@
-"""The AVA detector of tasks.md §1.1: a registered backbone (R(2+1)D-18 by default) + RoI head.
+"""The AVA detector of docs/tasks.md §1.1: a registered backbone (R(2+1)D-18 by default) + RoI head.
 
 RoI head: temporal average over **all** T' of the ``forward_features`` map (T' read from the map: 4 for
 32 frames, 8 for TCLR) -> ``torchvision.ops.roi_align`` (7 x 7, spatial scale 1 / the backbone's spatial

@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic writes, weights-only loading, RNG states as plain types (pitfalls.md 17, 21, 24).
+"""Training checkpoints: atomic writes, weights-only loading, RNG states as plain types (docs/differences.md §17, §21, §24).
 
 A checkpoint is a dict of tensors and plain python values only, so ``torch.load(weights_only=True)``
 reads it. The model entry is always the unwrapped state dict (no ``module.`` prefix).

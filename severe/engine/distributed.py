@@ -1,4 +1,4 @@
-"""torchrun / DDP plumbing (pitfalls.md items 20, 21).
+"""torchrun / DDP plumbing (docs/differences.md §20, §21).
 
 - ``init_distributed`` reads the torchrun environment (env:// rendezvous), NCCL on GPU, gloo on CPU;
   a plain ``python`` launch gives a single-process context.

@@ -1,4 +1,4 @@
-"""Dense test protocol (protocol.md §4) and feature extraction for the kNN probe (§8.4).
+"""Dense test protocol (docs/protocol.md §4) and feature extraction for the kNN probe (§8.4).
 
 A test dataset yields (clips [K,C,T,H,W], label, index) for one video; a training-style dataset yielding
 (clip [C,T,H,W], label, index) is treated as K = 1. Each rank evaluates a contiguous shard of the

@@ -1,4 +1,4 @@
-"""Training modes: ``finetune`` (everything trains) and ``linear`` (frozen backbone, protocol.md §8.2).
+"""Training modes: ``finetune`` (everything trains) and ``linear`` (frozen backbone, docs/protocol.md §8.2).
 
 Linear mode freezes every parameter outside the head modules (requires_grad False) and pins every
 backbone module in eval mode: their ``train()`` is replaced by one that always sets eval, so BatchNorm

@@ -1,4 +1,4 @@
-"""Data loaders whose randomness is derived from (seed, epoch, rank, worker) only (pitfalls.md 20, 25)."""
+"""Data loaders whose randomness is derived from (seed, epoch, rank, worker) only (docs/differences.md §20, §25)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Run logging: console (through tqdm), an append-only text log, append-only JSON lines and optional
-TensorBoard (pitfalls.md item 23). Only the main process writes; the others get a silent logger."""
+TensorBoard (docs/differences.md §23). Only the main process writes; the others get a silent logger."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Optimisers and learning-rate schedules from explicit numbers, chosen through tables.
 
 Two recipes are covered:
-- recognition (protocol.md §1.2): Adam with coupled L2 (``torch.optim.Adam(weight_decay=...)``) and a
+- recognition (docs/protocol.md §1.2): Adam with coupled L2 (``torch.optim.Adam(weight_decay=...)``) and a
   multi-step schedule (gamma per milestone) that changes only at epoch boundaries;
-- PySlowFast (AVA/Charades/EK-100, tasks.md): SGD with momentum/Nesterov, optional weight decay 0 on
+- PySlowFast (AVA/Charades/EK-100, docs/tasks.md): SGD with momentum/Nesterov, optional weight decay 0 on
   BatchNorm parameters, relative-step schedule recomputed every iteration from the fractional epoch, with
   linear warm-up.
 

@@ -1,7 +1,7 @@
 """Speed flags (mixed precision, channels_last_3d, torch.compile): they take effect on CUDA only.
 
 On CPU every flag is a recorded no-op, so CPU runs stay FP32 and bit-reproducible; the record goes into
-the run log and the checkpoint (protocol.md §1.2: mixed precision must be recorded in results).
+the run log and the checkpoint (docs/protocol.md §1.2: mixed precision must be recorded in results).
 """
 
 from __future__ import annotations

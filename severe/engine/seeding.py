@@ -1,4 +1,4 @@
-"""One seed drives python ``random``, numpy, torch and every loader worker (pitfalls.md item 25).
+"""One seed drives python ``random``, numpy, torch and every loader worker (docs/differences.md §25).
 
 Every random stream of a training epoch is derived from (seed, epoch, rank[, worker]) only, so it never
 depends on what ran before (a resumed run draws exactly what an uninterrupted one draws).

@@ -7,7 +7,7 @@ One ``Trainer`` owns one run directory:
   train.log            append-only console log
   tensorboard/         optional
 
-Semantics (protocol.md §1.2-1.3, §5, pitfalls.md D):
+Semantics (docs/protocol.md §1.2-1.3, §5, docs/differences.md §D):
 - an epoch is one pass over the training dataset (the dataset holds its K clips per video), last
   incomplete batch dropped; the lr comes from ``schedule.lr_at(epoch + iteration / iterations)`` and is
   set before every optimiser step;

@@ -1,4 +1,4 @@
-"""Metrics of every task (protocol.md §12). One import line per task module."""
+"""Metrics of every task (docs/protocol.md §12). One import line per task module."""
 
 from severe.metrics.ava import frame_map
 from severe.metrics.charades import charades_map

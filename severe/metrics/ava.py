@@ -1,4 +1,4 @@
-"""AVA frame-mAP@0.5: the official ActivityNet/AVA evaluator's semantics, vectorised (tasks.md §1.5).
+"""AVA frame-mAP@0.5: the official ActivityNet/AVA evaluator's semantics, vectorised (docs/tasks.md §1.5).
 
 What is computed (identical to the reference evaluator PySlowFast and the original SEVERE code used):
 

@@ -1,4 +1,4 @@
-"""Charades multi-label mAP, the SEVERE/PySlowFast convention (tasks.md §2.4).
+"""Charades multi-label mAP, the SEVERE/PySlowFast convention (docs/tasks.md §2.4).
 
 Per class, non-interpolated average precision exactly as scikit-learn's ``average_precision_score``
 computes it: rank by descending score; every *distinct* score is one threshold (tied scores enter

@@ -1,4 +1,4 @@
-"""Recognition metrics: video-level top-k, mean-class accuracy (protocol.md §4) and the kNN probe (§8.4).
+"""Recognition metrics: video-level top-k, mean-class accuracy (docs/protocol.md §4) and the kNN probe (§8.4).
 
 All accuracies are fractions in [0, 1] (tables multiply by 100).
 

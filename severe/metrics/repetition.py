@@ -1,4 +1,4 @@
-"""Repetition-counting metrics (tasks.md §3.6): normalised absolute error and off-by-one accuracy.
+"""Repetition-counting metrics (docs/tasks.md §3.6): normalised absolute error and off-by-one accuracy.
 
 Both are fractions over the test videos: ``mae = mean_v |p_v - g_v| / g_v`` (SEVERE's "UCF-RC error",
 lower is better) and ``obo = mean_v [|p_v - g_v| <= 1]``. :func:`repetition_summary` adds the logged

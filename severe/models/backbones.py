@@ -58,7 +58,7 @@ def _r2plus1d_18() -> VideoBackbone:
 
 def _r2plus1d_18_tclr() -> VideoBackbone:
     """TCLR's R(2+1)D-18: layer4.0.conv1's (2+1)D conv is one dilated 3x3x3 conv without temporal
-    stride, and the residual downsample keeps time (checkpoints.md §1.4). 32 frames -> layer4 T'=8."""
+    stride, and the residual downsample keeps time (docs/checkpoints.md §1.4). 32 frames -> layer4 T'=8."""
     model = r2plus1d_18(weights=None)
     block = model.layer4[0]
     conv = nn.Conv3d(256, 512, kernel_size=3, stride=(1, 2, 2), padding=(2, 1, 1), dilation=(2, 1, 1), bias=False)

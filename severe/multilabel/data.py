@@ -1,4 +1,4 @@
-"""Charades v1 samples (tasks.md §2.2): clip sampling, labels and the dataset.
+"""Charades v1 samples (docs/tasks.md §2.2): clip sampling, labels and the dataset.
 
 * Clip (samplers of :mod:`severe.data.sampling`): ``num_frames`` frames at stride ``rate`` of the 24 fps
   frame list: span = (num_frames - 1) * rate + 1.

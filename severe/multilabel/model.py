@@ -1,4 +1,4 @@
-"""The Charades classifier of tasks.md §2.1.
+"""The Charades classifier of docs/tasks.md §2.1.
 
 Model: a registered backbone (R(2+1)D-18 by default) -> its pooled feature (R(2+1)D-18: global average
 pool over the layer4 map's own T', H', W'; TCLR: T' = 8) -> dropout -> Linear(feature_dim, C) (PyTorch's

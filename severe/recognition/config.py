@@ -1,5 +1,5 @@
-"""The recognition config schema (defaults = SEVERE's UCF101 finetuning row, protocol.md §2) and the
-per-initialisation protocol exceptions (protocol.md §3; the rules live in the method table,
+"""The recognition config schema (defaults = SEVERE's UCF101 finetuning row, docs/protocol.md §2) and the
+per-initialisation protocol exceptions (docs/protocol.md §3; the rules live in the method table,
 :mod:`severe.checkpoints.methods`), applied from the checkpoint's method."""
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ def recognition_defaults() -> CfgNode:
     c.EXPERIMENT.FACTOR = "domain"  # domain | samples | granularity | linear | task
     c.EXPERIMENT.TASK = "classification"  # classification | arrow_of_time
     c.DATA.DATASET = "ucf101"
-    c.DATA.NUM_EXAMPLES = 0  # N-example training subset (protocol.md §6); 0 = the full training list
+    c.DATA.NUM_EXAMPLES = 0  # N-example training subset (docs/protocol.md §6); 0 = the full training list
     c.DATA.VAL_FRACTION = 0.0  # >0: hold out this fraction of each class's training videos (seeded) as a
     # validation split, evaluated (dense protocol) after every epoch and logged; never used to pick the model
     c.DATA.NUM_FRAMES = 32  # T, frames per clip on the FPS timeline
     c.DATA.FPS = 16.0
     c.DATA.CROP = 112
-    c.DATA.TRAIN_CROP_SCALE = [0.08, 1.0]  # RandomResizedCrop area fraction (protocol.md §1.4)
+    c.DATA.TRAIN_CROP_SCALE = [0.08, 1.0]  # RandomResizedCrop area fraction (docs/protocol.md §1.4)
     c.DATA.TRAIN_SHORT_SIDE = []  # [low, high]: short-side jitter + random CROP crop instead of RandomResizedCrop (EK-100)
-    c.DATA.COLOR_JITTER = True  # brightness/contrast/saturation 0.4, hue 0.2, always applied (protocol.md §1.4)
+    c.DATA.COLOR_JITTER = True  # brightness/contrast/saturation 0.4, hue 0.2, always applied (docs/protocol.md §1.4)
     c.DATA.MEAN = []  # task normalisation constants; empty = the checkpoint's convention (ImageNet). TCLR's wins.
     c.DATA.STD = []
     c.DATA.TEST_RESIZE = 128  # short side before the test centre crop
-    c.DATA.TRAIN_CLIPS_PER_VIDEO = 10  # K: an epoch visits every training video K times (protocol.md §1.3)
+    c.DATA.TRAIN_CLIPS_PER_VIDEO = 10  # K: an epoch visits every training video K times (docs/protocol.md §1.3)
     c.DATA.TEST_CLIPS = 10  # dense test: uniformly spaced clips per video, softmax averaged
     c.DATA.NUM_WORKERS = 4
     c.DATA.ALLOW_MISSING = False  # allow training/test lists with missing media (counted and recorded)

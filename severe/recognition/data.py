@@ -106,7 +106,7 @@ def clip_dataset(dataset_id: str, data_root: Path, entries: list[VideoEntry], *,
 
 
 class ArrowOfTime(Dataset):
-    """Forward (label 0) vs time-reversed (label 1) clips of a recognition dataset (tasks.md §4).
+    """Forward (label 0) vs time-reversed (label 1) clips of a recognition dataset (docs/tasks.md §4).
 
     train: item i is the base item i, reversed when a draw from (seed, epoch, i) says so (p = 0.5).
     test: 2N items; item 2v is video v forward, 2v + 1 the same clips reversed. Reversal flips the time

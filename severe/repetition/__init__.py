@@ -1,4 +1,4 @@
-"""UCF101 repetition counting (UCF-RC, tasks.md §3): cycle-length estimation with an R(2+1)D-18 trunk.
+"""UCF101 repetition counting (UCF-RC, docs/tasks.md §3): cycle-length estimation with an R(2+1)D-18 trunk.
 
 Modules, one job each: ``config`` (schema), ``segments`` (annotations -> videos, seeded training
 sub-segments), ``targets`` (anchor targets and loss), ``inputs`` (frames of a state, letterbox),

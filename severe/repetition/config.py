@@ -1,4 +1,4 @@
-"""The UCF-RC config schema (defaults = SEVERE's protocol, tasks.md §3.4-3.6) and its value checks."""
+"""The UCF-RC config schema (defaults = SEVERE's protocol, docs/tasks.md §3.4-3.6) and its value checks."""
 
 from __future__ import annotations
 

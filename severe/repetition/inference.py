@@ -1,4 +1,4 @@
-"""Counting a test segment of L frames (tasks.md §3.6), for a batch of videos in lockstep.
+"""Counting a test segment of L frames (docs/tasks.md §3.6), for a batch of videos in lockstep.
 
 The network is reached through a *scorer*: ``scorer(states [B, 3] float) -> StreamScores`` with, per
 video and stream, the probability that the true cycle length is close to anchor x current length and

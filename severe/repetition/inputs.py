@@ -1,4 +1,4 @@
-"""The network input of a state (lp, mp, rp) (tasks.md §3.3).
+"""The network input of a state (lp, mp, rp) (docs/tasks.md §3.3).
 
 Left half: ``F`` frames (16) spread over [lp - (mp - lp + 1), mp] (the previous cycle plus one cycle of
 context); right half: ``F`` frames over [mp + 1, rp + (rp - mp)] (the next cycle plus one). Position j of

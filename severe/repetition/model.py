@@ -1,4 +1,4 @@
-"""A registered backbone (R(2+1)D-18 by default) + the four counting heads (tasks.md §3.2).
+"""A registered backbone (R(2+1)D-18 by default) + the four counting heads (docs/tasks.md §3.2).
 
 ``cls_1`` (D -> 2A, viewed [2, A]) and ``box_1`` (D -> A) read stream 1 (previous cycle), ``cls_2``
 and ``box_2`` stream 2 (next cycle), with D = ``backbone.feature_dim``. ``stream_features="same"`` (SEVERE,

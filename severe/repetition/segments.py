@@ -1,4 +1,4 @@
-"""UCFRep videos for counting, and the seeded training sub-segments (tasks.md §3.4, datasets.md §12).
+"""UCFRep videos for counting, and the seeded training sub-segments (docs/tasks.md §3.4, docs/datasets.md §12).
 
 A :class:`RepVideo` is the annotated segment ``[start_frame, end_frame]`` (1-based, inclusive) of one
 video with its cycle boundaries and per-frame cycle-length estimates; only that segment is ever used.

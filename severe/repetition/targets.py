@@ -1,4 +1,4 @@
-"""Anchor targets and the training loss of the two streams (tasks.md §3.4).
+"""Anchor targets and the training loss of the two streams (docs/tasks.md §3.4).
 
 For a stream whose current length is ``L`` and whose true cycle length is ``g`` (= estimate + 1):
 anchor ``a`` is positive when ``IoU = min(g, aL) / max(g, aL) >= threshold`` (0.5, no ignore band), its

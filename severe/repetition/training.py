@@ -1,4 +1,4 @@
-"""The state-machine training loop of UCF-RC (tasks.md §3.5).
+"""The state-machine training loop of UCF-RC (docs/tasks.md §3.5).
 
 Per batch of training items, every item carries a state (lp, mp, rp). Up to ``max_inner_steps`` (11)
 times: build the inputs of the current states, compute targets and loss, one optimiser step; then move

@@ -1,4 +1,4 @@
-"""The published reference numbers (SEVERE++ Tables 3-10, protocol.md §14.1-§14.2) shipped with the package.
+"""The published reference numbers (SEVERE++ Tables 3-10, docs/protocol.md §14.1-§14.2) shipped with the package.
 
 The data lives in ``reference_results.json`` next to this module (source and column meanings stated inside);
 CNN rows use the suite's method ids (``gdt``, ``tubelet_contrast``, ``supervised`` ...), transformer rows

@@ -1,4 +1,4 @@
-"""Writers of annotation files in the official formats of datasets.md (byte-level quirks included).
+"""Writers of annotation files in the official formats of docs/datasets.md (byte-level quirks included).
 
 Each writer takes plain Python data (or the readers' own dataclasses, so that write -> read round
 trips are testable) and writes one file atomically. Quirks reproduced on purpose: CRLF line ends of

@@ -1,4 +1,4 @@
-"""Synthetic checkpoints in each method's real on-disk layout (checkpoints.md §3), from seeded random
+"""Synthetic checkpoints in each method's real on-disk layout (docs/checkpoints.md §3), from seeded random
 weights: containers, prefixes, momentum encoders with *different* values, heads, audio branches,
 queues and pickled objects, so a converter that picks the wrong block or drops a key is caught.
 

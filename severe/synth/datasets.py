@@ -1,4 +1,4 @@
-"""Compose a synthetic data root: every dataset of the registry in its official layout (datasets.md).
+"""Compose a synthetic data root: every dataset of the registry in its official layout (docs/datasets.md).
 
 Annotation files follow the official formats byte for byte (see :mod:`severe.synth.annotations`);
 media are small procedurally rendered videos / JPEG folders (:mod:`severe.synth.videos`) whose class

@@ -1,4 +1,4 @@
-"""Each method's on-disk checkpoint layout (checkpoints.md §3) as one function, referenced from its row of
+"""Each method's on-disk checkpoint layout (docs/checkpoints.md §3) as one function, referenced from its row of
 :data:`severe.checkpoints.methods.METHODS` (``MethodSpec.synthetic``).
 
 A layout function receives the seeded backbone weights (:class:`Weights`) and returns (object to save, the

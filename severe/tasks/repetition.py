@@ -83,7 +83,7 @@ def prepare_videos(data_root: Path, split: str, allow_missing: bool, run_dir: Pa
     bad = check_frames(folder, videos)
     if bad and not allow_missing:
         raise SevereError(f"{DATASET_ID} {split}: frames of {len(bad)} of {len(videos)} videos are missing or incomplete "
-                          f"(first: {bad[0][1]}); extract them (datasets.md §12) or set DATA.ALLOW_MISSING True to "
+                          f"(first: {bad[0][1]}); extract them (docs/datasets.md §12) or set DATA.ALLOW_MISSING True to "
                           f"exclude them (recorded with the results)")
     missing = [v.key for v, _ in bad]
     if missing and run_dir is not None:

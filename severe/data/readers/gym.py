@@ -2,7 +2,7 @@
 
 Both forms are accepted: the suite's files name the clip with ``.avi`` (and lack a final newline), the
 official ``_org`` files name it without extension; ``.avi`` is appended only when absent. Derived sets
-(Vault, Floor, FX-S1, UB-S1) are a :class:`LabelFilter` over the gym99 lists (protocol.md §7).
+(Vault, Floor, FX-S1, UB-S1) are a :class:`LabelFilter` over the gym99 lists (docs/protocol.md §7).
 """
 
 from __future__ import annotations
