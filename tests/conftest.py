@@ -1,6 +1,64 @@
-"""Suite-wide settings: one torch thread per test process (tiny tensors run far slower with more
-threads on a busy 2-core machine, and results do not depend on it)."""
+"""Suite-wide settings and shared fixtures.
 
-import torch
+* One torch thread per test process, and ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = 1 for the processes the
+  tests start (tiny tensors run far slower with more threads on a busy 2-core machine; results do not
+  depend on it).
+* ``synthetic_root``: one tiny synthetic data root with every dataset, written once per session by
+  ``severe synth``. It is shared and read-only: a test that changes data copies what it changes into its
+  own ``tmp_path`` first (checked when the session ends).
+* ``synthetic_checkpoint``: original-format synthetic pretrained checkpoints, one file per
+  (method, seed, name), written once per session.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
+
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from severe import cli  # noqa: E402
+from severe.synth.checkpoints import write_synthetic_checkpoint  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """``severe synth --size tiny --seed 0``: every dataset folder, read-only for the tests."""
+    root = tmp_path_factory.mktemp("synthetic") / "data"
+    assert cli.main(["synth", "--out", str(root), "--size", "tiny", "--seed", "0"]) == 0
+    before = _snapshot(root)
+    yield root
+    after = _snapshot(root)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a test changed the shared synthetic root (copy into tmp_path first): {changed[:5]}"
+
+
+@pytest.fixture(scope="session")
+def synthetic_checkpoint(tmp_path_factory) -> Callable[..., Path]:
+    """``synthetic_checkpoint(method, seed=1, name=None) -> Path`` of a synthetic checkpoint in the method's
+    original format (cached for the session; treat the file as read-only)."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    made: dict[tuple[str, int, str], Path] = {}
+
+    def get(method: str, seed: int = 1, name: str | None = None) -> Path:
+        key = (method, seed, name or f"{method}.pth")
+        if key not in made:
+            path = folder / f"{method}_seed{seed}" / key[2]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_synthetic_checkpoint(method, path, seed=seed)
+            made[key] = path
+        return made[key]
+
+    return get

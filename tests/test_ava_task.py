@@ -33,7 +33,6 @@ from severe.models import build_backbone
 from severe.tasks import TASKS, lifecycle
 from severe.tasks.ava import detection_step
 from severe.tasks.slowfast import run_net_main
-from severe.synth.datasets import write_synthetic_root
 
 CONFIGS = Path(__file__).resolve().parents[1] / "SlowFast-ssl-vssl" / "configs"
 AVA_CFG = CONFIGS / "AVA" / "R2PLUS1D_18_32x2_112.yaml"
@@ -41,10 +40,8 @@ TINY_CFG = CONFIGS / "AVA" / "TINY_SYNTHETIC.yaml"
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ava") / "data"
-    write_synthetic_root(root, "tiny", seed=0, datasets=["ava"])
-    return root
+def data_root(synthetic_root) -> Path:
+    return synthetic_root
 
 
 # ------------------------------------------------------------------------------------------- configs

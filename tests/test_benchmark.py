@@ -12,7 +12,6 @@ from severe.cli import main as severe_main
 from severe.report.collect import collect
 from severe.errors import SevereError
 from severe.experiments import EXPERIMENTS, suite
-from severe.synth.datasets import write_synthetic_root
 
 
 def test_suites_expand_to_existing_configs():
@@ -101,9 +100,8 @@ def test_benchmark_cli_errors(tmp_path, capsys):
     assert "weights file not found" in capsys.readouterr().err
 
 
-def test_local_benchmark_runs_then_skips(tmp_path, capsys):
-    root = tmp_path / "data"
-    write_synthetic_root(root, "tiny", seed=0, datasets=["ucf101"])
+def test_local_benchmark_runs_then_skips(synthetic_root, tmp_path, capsys):
+    root = synthetic_root
     args = ["benchmark", "--init", "scratch", "--data-root", str(root), "--out", str(tmp_path / "out"), "--suite", "domains",
             "--only", "ucf101", "--no-progress", "recognition:TRAIN.EPOCHS", "1", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "4",
             "DATA.CROP", "32", "DATA.TEST_RESIZE", "32", "DATA.NUM_WORKERS", "0", "DATA.TRAIN_CLIPS_PER_VIDEO", "1",

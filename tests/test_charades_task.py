@@ -23,7 +23,6 @@ from severe.multilabel.model import build_multilabel_model, update_bn_stats
 from severe.tasks import TASKS, lifecycle
 from severe.tasks.charades import multilabel_step
 from severe.tasks.slowfast import run_net_main
-from severe.synth.datasets import write_synthetic_root
 
 CONFIGS = Path(__file__).resolve().parents[1] / "SlowFast-ssl-vssl" / "configs" / "Charades"
 CHARADES_CFG = CONFIGS / "R2PLUS1D_18_32x8_112.yaml"
@@ -31,10 +30,8 @@ TINY_CFG = CONFIGS / "TINY_SYNTHETIC.yaml"
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("charades") / "data"
-    write_synthetic_root(root, "tiny", seed=0, datasets=["charades"])
-    return root
+def data_root(synthetic_root) -> Path:
+    return synthetic_root
 
 
 class PositionFrames:

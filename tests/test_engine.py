@@ -39,54 +39,7 @@ from severe.engine.precise_bn import update_bn_stats
 from severe.errors import SevereError
 from severe.io import sha256_file
 from severe.metrics import knn_classify, video_accuracy
-
-NUM_CLASSES = 4
-OFFSETS = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [-1.0, -1.0, -1.0]])
-
-
-class TinyNet(nn.Module):
-    """3D conv -> BN -> pool -> dropout backbone and a linear head (the layout of VideoClassifier)."""
-
-    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
-        super().__init__()
-        self.backbone = nn.Sequential(
-            nn.Conv3d(3, 6, 3, padding=1), nn.BatchNorm3d(6), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Dropout(0.2)
-        )
-        self.head = nn.Linear(6, num_classes)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
-
-
-class ToyTrain(torch.utils.data.Dataset):
-    """(clip [3,4,8,8], label, index): class = a colour offset; noise drawn from torch, numpy and python
-    global RNGs (so every stream must be seeded for exact resume)."""
-
-    def __init__(self, n: int = 48) -> None:
-        self.n = n
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        y = i % NUM_CLASSES
-        x = torch.randn(3, 4, 8, 8) + OFFSETS[y].view(3, 1, 1, 1) * (0.5 + random.random())
-        return x + float(np.random.rand()) * 0.1, y, i
-
-
-class ToyTest(torch.utils.data.Dataset):
-    """(clips [K,3,4,8,8], label, index): deterministic per index."""
-
-    def __init__(self, n: int = 24, k: int = 3) -> None:
-        self.n, self.k = n, k
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        y = (i * 7) % NUM_CLASSES
-        g = torch.Generator().manual_seed(1000 + i)
-        return torch.randn(self.k, 3, 4, 8, 8, generator=g) + 0.7 * OFFSETS[y].view(1, 3, 1, 1, 1), y, i
+from tests.helpers import NUM_CLASSES, TinyNet, ToyTest, ToyTrain
 
 
 def make_trainer(run_dir, model=None, **overrides):

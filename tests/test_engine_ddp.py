@@ -1,24 +1,18 @@
 """Two CPU processes under torchrun (gloo): DDP training and sharded evaluation equal a single process."""
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from severe.engine import load_checkpoint, load_model_weights, predict_dense, read_jsonl
 from severe.metrics import video_accuracy
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_engine import NUM_CLASSES, TinyNet, ToyTest  # noqa: E402
+from tests.helpers import NUM_CLASSES, TinyNet, ToyTest, subprocess_env
 
 WORKER = """
-import sys
 import numpy as np
-sys.path.insert(0, {tests!r})
-from test_engine import TinyNet, ToyTrain, ToyTest
+from tests.helpers import TinyNet, ToyTrain, ToyTest
 from severe.engine import (MultiStepLR, OptimizerSpec, Trainer, cleanup_distributed, init_distributed,
                            predict_dense, seed_everything)
 
@@ -39,10 +33,9 @@ cleanup_distributed()
 def test_two_process_gloo_training_and_evaluation_equal_single_process(tmp_path):
     run = tmp_path / "run"
     script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(tests=str(Path(__file__).parent), run=str(run), out=str(tmp_path)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    script.write_text(WORKER.format(run=str(run), out=str(tmp_path)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2", str(script)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=subprocess_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     # one run directory written by rank 0 only; epoch statistics reduced over both ranks

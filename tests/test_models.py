@@ -2,7 +2,6 @@
 the TCLR variant, strict loading, heads, and the three task models on any backbone."""
 
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -18,23 +17,7 @@ from severe.models import (ARCHITECTURES, BACKBONES, VideoClassifier, backbone_k
                            register_backbone)
 from severe.multilabel.model import build_multilabel_model
 from severe.repetition.model import RepetitionCounter
-
-
-class DummyBackbone(nn.Module):
-    """A patchify conv + BN: ``feature_dim`` 24 and strides 2 (time) / 4 (space), nothing like R(2+1)D-18."""
-
-    def __init__(self, dim: int = 24, temporal_stride: int = 2, spatial_stride: int = 4) -> None:
-        super().__init__()
-        kernel = (temporal_stride, spatial_stride, spatial_stride)
-        self.proj = nn.Conv3d(3, dim, kernel_size=kernel, stride=kernel)
-        self.norm = nn.BatchNorm3d(dim)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.norm(self.proj(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean(dim=(2, 3, 4))
-
+from tests.helpers import DummyBackbone, tiny_clip_size
 
 DUMMY = "test_dummy_24d"
 ARCHS = [*BACKBONES, DUMMY]  # every architecture registered at collection time, plus the dummy
@@ -60,12 +43,6 @@ def registered():
     yield add
     for name in names:
         BACKBONES.pop(name, None)
-
-
-def tiny_clip_size(arch: str) -> tuple[int, int]:
-    """The smallest frames >= 8 and crop >= 32 that the architecture's strides divide."""
-    spec = get_backbone_spec(arch)
-    return spec.temporal_stride * math.ceil(8 / spec.temporal_stride), spec.spatial_stride * math.ceil(32 / spec.spatial_stride)
 
 
 # ------------------------------------------------------------------------------------------- registry + contract

@@ -20,28 +20,21 @@ from severe.recognition.data import ArrowOfTime
 from severe.recognition.runner import CONFIG_DIR, plan_run, run, retest_run
 from severe.tasks.recognition import build_model, verb_noun_step
 from severe.synth.checkpoints import write_synthetic_checkpoint
-from severe.synth.datasets import write_synthetic_root
 from severe.data.registry import read_split
 from severe.data.subsets import read_subset_list
+from tests.helpers import RECOGNITION_TINY
 
-# tiny shapes: 8 frames of 32x32, 2 test clips, no workers
-TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "8", "DATA.CROP", "32",
-        "DATA.TEST_RESIZE", "32", "DATA.NUM_WORKERS", "0", "DATA.TRAIN_CLIPS_PER_VIDEO", "1", "DATA.TEST_CLIPS", "2",
-        "TEST.BATCH_SIZE", "3", "TRAIN.MILESTONES", "[1]"]
+TINY = RECOGNITION_TINY
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("recog") / "data"
-    write_synthetic_root(root, "tiny", seed=0, datasets=["ucf101"])
-    return root
+def data_root(synthetic_root) -> Path:
+    return synthetic_root
 
 
-@pytest.fixture(scope="module")
-def moco_weights(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("w") / "moco" / "checkpoint_0199.pth.tar"
-    write_synthetic_checkpoint("moco", path, seed=1)
-    return path
+@pytest.fixture
+def moco_weights(synthetic_checkpoint) -> Path:
+    return synthetic_checkpoint("moco", seed=1, name="checkpoint_0199.pth.tar")
 
 
 def test_every_shipped_config_loads_and_validates():
@@ -117,7 +110,7 @@ def test_missing_data_root_and_unknown_dataset(tmp_path, capsys, monkeypatch):
 def test_missing_media_is_an_error_unless_allowed(data_root, tmp_path, capsys):
     root = tmp_path / "data"
     import shutil
-    shutil.copytree(data_root, root)
+    shutil.copytree(data_root / "ucf101", root / "ucf101")
     victim = next((root / "ucf101" / "UCF-101").rglob("*.avi"))
     victim.unlink()
     args = ["run", "recognition", "domain/ucf101", "--init", "scratch", "--data-root", str(root), "--no-progress"]
@@ -316,9 +309,8 @@ def test_arrow_of_time_labels_and_reversal():
 
 
 
-def test_ek100_segments_run_with_their_own_recipe(tmp_path):
-    root = tmp_path / "data"
-    write_synthetic_root(root, "tiny", seed=0, datasets=["ek100"])
+def test_ek100_segments_run_with_their_own_recipe(synthetic_root, tmp_path):
+    root = synthetic_root
     plan = plan_run("domain/ek100", "scratch", None, TINY + ["TRAIN.EPOCHS", "1", "DATA.TRAIN_SHORT_SIDE", "[36, 40]",
                                                               "TRAIN.PRECISE_BN_BATCHES", "2"])
     assert (plan.cfg.TRAIN.OPTIMIZER, plan.cfg.TRAIN.NESTEROV, plan.cfg.DATA.FPS, plan.cfg.DATA.COLOR_JITTER) == ("sgd", True, 30.0, False)

@@ -37,7 +37,6 @@ from severe.repetition.training import (
     initial_state,
 )
 from severe.synth.annotations import write_ucfrep_mat
-from severe.synth.datasets import write_synthetic_root
 
 
 # ---------------------------------------------------------------------------------------- metrics
@@ -65,10 +64,8 @@ def test_metric_bad_input(pred, gt, words):
 # ---------------------------------------------------------------------------------------- annotations
 
 @pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ucfrep") / "data"
-    write_synthetic_root(root, "tiny", seed=0, datasets=["ucfrep"])
-    return root
+def synth_root(synthetic_root) -> Path:
+    return synthetic_root
 
 
 def test_synthetic_annotations_parse(synth_root):

@@ -18,7 +18,6 @@ from severe.checkpoints.weights import SCRATCH_META, load_weights
 from severe.data.transforms import Normalization
 from severe.engine import load_checkpoint
 from severe.errors import SevereError
-from severe.models.backbones import VideoBackbone
 from severe.repetition import cli as rc_cli
 from severe.repetition.inference import (
     InferenceSettings,
@@ -30,9 +29,10 @@ from severe.repetition.inference import (
 from severe.repetition.inputs import InputBuilder, state_positions
 from severe.repetition.targets import ANCHORS
 from severe.synth.checkpoints import write_synthetic_checkpoint
-from severe.synth.datasets import write_synthetic_root
 from severe.tasks import lifecycle
 from severe.tasks.repetition import normalization, prepare_videos
+from tests.helpers import REPETITION_TINY as TINY
+from tests.helpers import subprocess_env, tiny_repetition_backbone, tiny_repetition_make_backbone
 
 ANCHOR_ARRAY = np.asarray(ANCHORS)
 
@@ -225,31 +225,14 @@ def test_model_scorer_feeds_the_state_frames():
 
 # ---------------------------------------------------------------------------------------- runs
 
-def _tiny_backbone(arch: str = "r2plus1d_18") -> VideoBackbone:
-    stem = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1, bias=False), nn.BatchNorm3d(4), nn.ReLU())
-    return VideoBackbone(arch, stem, [nn.Identity(), nn.Identity(), nn.Identity(), nn.Conv3d(4, 512, 1)])
-
-
-def _tiny_make_backbone(arch: str, weights=None) -> VideoBackbone:
-    assert weights is None
-    return _tiny_backbone(arch)
-
-
-TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "3", "DATA.CROP", "16", "MODEL.FRAMES_PER_STREAM", "4",
-        "DATA.ITEMS_PER_VIDEO", "1", "TRAIN.MAX_INNER_STEPS", "3", "DATA.NUM_WORKERS", "0", "TEST.BATCH_SIZE", "4",
-        "DATA.MAX_SEGMENT_FRAMES", "30", "TRAIN.CHECKPOINT_EVERY", "1"]
-
-
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("rc") / "data"
-    write_synthetic_root(root, "tiny", seed=0, datasets=["ucfrep"])
-    return root
+def data_root(synthetic_root) -> Path:
+    return synthetic_root
 
 
 @pytest.fixture
 def tiny_trunk(monkeypatch):
-    monkeypatch.setattr(lifecycle, "make_backbone", _tiny_make_backbone)
+    monkeypatch.setattr(lifecycle, "make_backbone", tiny_repetition_make_backbone)
 
 
 def test_tiny_run_writes_results_and_retests(data_root, tmp_path, tiny_trunk, capsys):
@@ -314,7 +297,7 @@ def test_trainer_resume_checks_the_repetition_settings_and_stops_on_a_nonfinite_
 
     def trainer(items_sha256="a", max_batches=2, lr=1e-4, inner=2):
         torch.manual_seed(0)
-        return RepetitionTrainer(RepetitionCounter(_tiny_backbone()), ds, run_dir=tmp_path / "run",
+        return RepetitionTrainer(RepetitionCounter(tiny_repetition_backbone()), ds, run_dir=tmp_path / "run",
                                  builder=InputBuilder(Normalization(), 4), machine=StateMachine(max_inner_steps=inner),
                                  epochs=2, batch_size=3, lr=lr, weight_decay=0.0, seed=0, max_batches=max_batches,
                                  progress=False, console=False, items_sha256=items_sha256)
@@ -354,7 +337,7 @@ def test_missing_frames_are_reported(data_root, tmp_path):
     import shutil
 
     root = tmp_path / "data"
-    shutil.copytree(data_root, root)
+    shutil.copytree(data_root / "ucfrep", root / "ucfrep")
     victim = next((root / "ucfrep" / "imgs" / "val").glob("*/*"))
     shutil.rmtree(victim)
     with pytest.raises(SevereError, match="frames of 1 of 6 videos are missing"):
@@ -364,15 +347,13 @@ def test_missing_frames_are_reported(data_root, tmp_path):
 
 
 DDP_WORKER = """
-import sys
 from pathlib import Path
-sys.path.insert(0, {tests!r})
 import severe.repetition.runner as runner
-from test_repetition_run import TINY, _tiny_make_backbone
+from tests.helpers import REPETITION_TINY as TINY, tiny_repetition_make_backbone
 from severe.engine import cleanup_distributed, init_distributed
 from severe.tasks import lifecycle
 
-lifecycle.make_backbone = _tiny_make_backbone
+lifecycle.make_backbone = tiny_repetition_make_backbone
 assert init_distributed("cpu").world_size == 2
 over = [*TINY, "TRAIN.BATCH_SIZE", "4", "TEST.BATCH_SIZE", "2"]
 runner.run(runner.plan_run("ucfrep", "scratch", None, over), Path({data!r}), Path({run!r}), progress=False)
@@ -381,15 +362,14 @@ cleanup_distributed()
 
 
 def test_two_processes_train_and_count_like_one(data_root, tmp_path, tiny_trunk):
-    import os
     import subprocess
     import sys
 
     run = tmp_path / "run"
     script = tmp_path / "worker.py"
-    script.write_text(DDP_WORKER.format(tests=str(Path(__file__).parent), data=str(data_root), run=str(run)))
+    script.write_text(DDP_WORKER.format(data=str(data_root), run=str(run)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2", str(script)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ckpt = load_checkpoint(run / "checkpoint_last.pt")
     assert ckpt["setup"]["world_size"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])
@@ -407,7 +387,7 @@ def test_undecodable_frames_are_never_replaced_silently(data_root, tmp_path):
     from severe.repetition.segments import draw_train_items, load_videos
 
     root = tmp_path / "data"
-    shutil.copytree(data_root, root)
+    shutil.copytree(data_root / "ucfrep", root / "ucfrep")
     folder = root / "ucfrep"
     train, _, _ = load_videos(folder, "train")
     items = draw_train_items(train, 1, 300, seed=1)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from severe.synth.datasets import write_synthetic_root
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -107,10 +106,9 @@ def _metrics(run_dir: Path) -> dict:
             "final_train_loss": record["train"]["final_train_loss"]}
 
 
-def test_slurm_benchmark_survives_scancel_and_matches_local(cluster, tmp_path):
+def test_slurm_benchmark_survives_scancel_and_matches_local(cluster, synthetic_root, tmp_path):
     env = cluster
-    root = tmp_path / "data"
-    write_synthetic_root(root, "tiny", seed=0, datasets=["ucf101", "hmdb51"])
+    root = synthetic_root
     common = ["--init", "scratch", "--data-root", root, "--suite", "domains", "--only", *EXPERIMENTS, "--no-progress",
               *OVERRIDES]
     slurm_out = tmp_path / "slurm"

@@ -31,10 +31,9 @@ def tree_hash(root: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synth") / "data"
-    assert cli.main(["synth", "--out", str(out), "--size", "tiny", "--seed", "0"]) == 0
-    return out
+def root(synthetic_root) -> Path:
+    """The session's root, written by ``severe synth --size tiny --seed 0`` (tests/conftest.py)."""
+    return synthetic_root
 
 
 @pytest.fixture(scope="module")

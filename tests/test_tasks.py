@@ -12,7 +12,6 @@ import yaml
 from severe.cli import main as severe_main
 from severe.config import to_plain
 from severe.errors import SevereError
-from severe.synth.checkpoints import write_synthetic_checkpoint
 from severe.tasks import TASKS, entry_points, lifecycle
 from severe.tasks.cli import parse
 from severe.tasks.schema import SLOWFAST_ALIASES, base_defaults, flag_overrides
@@ -32,11 +31,9 @@ def _flat(node, prefix=""):
     return out
 
 
-@pytest.fixture(scope="module")
-def moco(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("w") / "moco.pth"
-    write_synthetic_checkpoint("moco", path, seed=1)
-    return path
+@pytest.fixture
+def moco(synthetic_checkpoint) -> Path:
+    return synthetic_checkpoint("moco", seed=1)
 
 
 def _plan(name: str, *overrides: str):
