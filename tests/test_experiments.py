@@ -3,8 +3,6 @@ that says the same id, factor and mode, and the shipped configs are found by nam
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from severe.benchmark.launch import plan_jobs
@@ -19,6 +17,7 @@ from severe.repetition.config import repetition_defaults
 from severe.report.table import make_report
 from severe.tasks import TASKS
 from severe.tasks.lifecycle import load_task_config
+from tests.helpers import REPO
 
 SUBPROJECT_LINKS = {"ssl_benchmark": "ssl_benchmark/configs", "slowfast": "SlowFast-ssl-vssl/configs",
                     "repetition": "Deep-Temporal-Repetition-Counting/configs"}
@@ -103,7 +102,7 @@ def test_shipped_configs_are_found_by_name(family, tmp_path, monkeypatch):
 
 
 def test_subproject_config_folders_are_links_to_the_packaged_ones():
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     for family, link in SUBPROJECT_LINKS.items():
         folder = repo / link
         assert folder.is_symlink() and folder.resolve() == config_dir(family).resolve()

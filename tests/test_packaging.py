@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from severe.experiments import SUITES
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 FIND_ALL = """
 import json

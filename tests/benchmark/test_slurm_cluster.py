@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
+
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "slurm" / "local_cluster.sh"
+SCRIPT = REPO / "tools" / "slurm" / "local_cluster.sh"
 SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING"}
 # two cheap recognition experiments on the same synthetic data: a finetune (the one cancelled after its first

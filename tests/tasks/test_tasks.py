@@ -15,9 +15,9 @@ from severe.errors import SevereError
 from severe.tasks import TASKS, entry_points, lifecycle
 from severe.tasks.cli import parse
 from severe.tasks.schema import SLOWFAST_ALIASES, base_defaults, flag_overrides
+from tests.helpers import SLOWFAST_CONFIGS
 
-REPO = Path(__file__).resolve().parents[1]
-SLOWFAST = REPO / "SlowFast-ssl-vssl" / "configs"
+SLOWFAST = SLOWFAST_CONFIGS
 # one shipped config per registered task
 CONFIGS = {"recognition": "domain/ucf101", "arrow_of_time": "task/arrow_of_time", "repetition": "ucfrep",
            "ava": str(SLOWFAST / "AVA" / "TINY_SYNTHETIC.yaml"), "charades": str(SLOWFAST / "Charades" / "TINY_SYNTHETIC.yaml")}

@@ -23,8 +23,9 @@ from severe.multilabel.model import build_multilabel_model, update_bn_stats
 from severe.tasks import TASKS, lifecycle
 from severe.tasks.charades import multilabel_step
 from severe.tasks.slowfast import run_net_main
+from tests.helpers import SLOWFAST_CONFIGS
 
-CONFIGS = Path(__file__).resolve().parents[1] / "SlowFast-ssl-vssl" / "configs" / "Charades"
+CONFIGS = SLOWFAST_CONFIGS / "Charades"
 CHARADES_CFG = CONFIGS / "R2PLUS1D_18_32x8_112.yaml"
 TINY_CFG = CONFIGS / "TINY_SYNTHETIC.yaml"
 

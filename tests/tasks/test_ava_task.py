@@ -33,8 +33,9 @@ from severe.models import build_backbone
 from severe.tasks import TASKS, lifecycle
 from severe.tasks.ava import detection_step
 from severe.tasks.slowfast import run_net_main
+from tests.helpers import SLOWFAST_CONFIGS
 
-CONFIGS = Path(__file__).resolve().parents[1] / "SlowFast-ssl-vssl" / "configs"
+CONFIGS = SLOWFAST_CONFIGS
 AVA_CFG = CONFIGS / "AVA" / "R2PLUS1D_18_32x2_112.yaml"
 TINY_CFG = CONFIGS / "AVA" / "TINY_SYNTHETIC.yaml"
 
