@@ -100,6 +100,7 @@ def test_benchmark_cli_errors(tmp_path, capsys):
     assert "weights file not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_local_benchmark_runs_then_skips(synthetic_root, tmp_path, capsys):
     root = synthetic_root
     args = ["benchmark", "--init", "scratch", "--data-root", str(root), "--out", str(tmp_path / "out"), "--suite", "domains",

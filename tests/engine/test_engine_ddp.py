@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from severe.engine import load_checkpoint, load_model_weights, predict_dense, read_jsonl
@@ -30,6 +31,7 @@ cleanup_distributed()
 """
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training_and_evaluation_equal_single_process(tmp_path):
     run = tmp_path / "run"
     script = tmp_path / "worker.py"

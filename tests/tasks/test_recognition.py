@@ -160,6 +160,7 @@ def test_the_tiny_backbone_keeps_the_contract(tiny_motion_arch):
     assert check_backbone_contract(build_backbone(tiny_motion_arch), 8, 32) == ((1, 64), (1, 64, 4, 16, 16))
 
 
+@pytest.mark.slow
 def test_finetune_through_the_whole_pipeline_learns_well_above_chance(data_root, tiny_motion_arch, tmp_path):
     """Generated videos -> official lists -> decode, sample, augment -> train -> dense test: 5 motion classes
     (chance 0.2), 15 training videos whose appearance never tells the class."""
@@ -182,6 +183,7 @@ def test_model_arch_is_checked(moco_weights):
         plan_run("domain/ucf101", "moco", moco_weights, ["MODEL.ARCH", "r3d_18"])
 
 
+@pytest.mark.slow
 def test_finetune_run_writes_the_record_and_test_reproduces_it(data_root, moco_weights, tmp_path):
     out = tmp_path / "run"
     plan = plan_run("domain/ucf101", "moco", moco_weights, TINY)
@@ -205,6 +207,7 @@ def test_finetune_run_writes_the_record_and_test_reproduces_it(data_root, moco_w
     assert (out / "retest.json").is_file()
 
 
+@pytest.mark.slow
 def test_validation_split_is_carved_from_train_and_logged(data_root, tmp_path):
     out = tmp_path / "val"
     res = run(plan_run("domain/ucf101", "scratch", None, TINY + ["DATA.VAL_FRACTION", "0.34"]), data_root, out,
@@ -233,6 +236,7 @@ def test_linear_probe_keeps_the_backbone_bit_identical(data_root, moco_weights, 
     assert trained["head.weight"].shape == (101, 512)  # head sized to the dataset, not 400
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(data_root, tmp_path, monkeypatch):
     full = tmp_path / "full"
     run(plan_run("domain/ucf101", "scratch", None, TINY), data_root, full, progress=False)

@@ -361,6 +361,7 @@ cleanup_distributed()
 """
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_count_like_one(data_root, tmp_path, tiny_trunk):
     import subprocess
     import sys

@@ -1,0 +1,99 @@
+"""Every registered backbone through every task: one tiny scratch run per (task, architecture) with
+``--init scratch MODEL.ARCH <name>``, on the session's synthetic root. Registering a backbone adds it here
+without editing tests. Clip shapes come from the spec (frames a multiple of the temporal stride, crops of
+the spatial stride); architectures above ``HEAVY_PARAMETERS`` are marked ``slow`` (docs/adding_a_backbone.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from severe.cli import main as severe_main
+from severe.models import BACKBONES, backbone_key_shapes, get_backbone_spec
+from tests.helpers import SLOWFAST_CONFIGS, tiny_clip_size
+
+HEAVY_PARAMETERS = 50_000_000  # full-size ViT-B (86-121 M) and larger: `slow`
+
+
+def parameter_count(arch: str) -> int:
+    """State-dict entries of the architecture, counted on the meta device (nothing allocated)."""
+    total = 0
+    for shape in backbone_key_shapes(arch).values():
+        n = 1
+        for d in shape:
+            n *= d
+        total += n
+    return total
+
+
+def _archs() -> list:
+    return [pytest.param(a, marks=pytest.mark.slow) if parameter_count(a) > HEAVY_PARAMETERS else a for a in BACKBONES]
+
+
+ARCHS = _archs()
+
+
+def _run(task: str, config: str, arch: str, root: Path, out: Path, *overrides: str) -> dict:
+    argv = ["run", task, config, "--init", "scratch", "--data-root", str(root), "--out", str(out), "--no-progress",
+            "MODEL.ARCH", arch, "SEED", "0", *overrides]
+    assert severe_main(argv) == 0, argv
+    results = json.loads((out / "results.json").read_text())
+    assert results["init"]["arch"] == arch and results["init_method"] == "scratch"
+    return results
+
+
+def _recognition(arch: str) -> list[str]:
+    frames, crop = tiny_clip_size(arch, frames=4)
+    return ["TRAIN.EPOCHS", "1", "TRAIN.BATCH_SIZE", "8", "DATA.NUM_FRAMES", str(frames), "DATA.CROP", str(crop),
+            "DATA.TEST_RESIZE", str(crop), "DATA.NUM_WORKERS", "0", "DATA.TRAIN_CLIPS_PER_VIDEO", "1",
+            "DATA.TEST_CLIPS", "1", "TEST.BATCH_SIZE", "10", "TRAIN.MILESTONES", "[1]"]
+
+
+# finetune, linear probe, kNN (15 training videos: k <= 15), arrow of time
+RECOGNITION_CONFIGS = {"domain/ucf101": [], "linear/ucf101": [], "linear/ucf101_knn": ["KNN.K", "3"], "task/arrow_of_time": []}
+
+
+@pytest.mark.parametrize("config", sorted(RECOGNITION_CONFIGS))
+@pytest.mark.parametrize("arch", ARCHS)
+def test_recognition_family(arch, config, synthetic_root, tmp_path):
+    res = _run("recognition", config, arch, synthetic_root, tmp_path / "run", *_recognition(arch),
+               *RECOGNITION_CONFIGS[config])
+    assert res["data"]["test_videos"] > 0
+    assert all(0.0 <= v <= 1.0 for k, v in res["metrics"].items() if "top" in k or "accuracy" in k)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_ava(arch, synthetic_root, tmp_path):
+    spec = get_backbone_spec(arch)
+    frames, crop = tiny_clip_size(arch, frames=4)
+    res = _run("ava", str(SLOWFAST_CONFIGS / "AVA" / "TINY_SYNTHETIC.yaml"), arch, synthetic_root, tmp_path / "run",
+               "TRAIN.EPOCHS", "1", "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop),
+               "DATA.TEST_CROP_SIZE", str(crop), "DATA.TRAIN_JITTER_SCALES", f"[{crop}, {crop}]",
+               "DETECTION.SPATIAL_SCALE_FACTOR", str(spec.spatial_stride))
+    assert 0.0 <= res["metrics"]["mAP"] <= 1.0 and res["data"]["test"]["boxes"] > 0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_charades(arch, synthetic_root, tmp_path):
+    frames, crop = tiny_clip_size(arch, frames=4)
+    res = _run("charades", str(SLOWFAST_CONFIGS / "Charades" / "TINY_SYNTHETIC.yaml"), arch, synthetic_root,
+               tmp_path / "run", "TRAIN.EPOCHS", "1", "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop),
+               "DATA.TEST_CROP_SIZE", str(crop), "DATA.TRAIN_JITTER_SCALES", f"[{crop}, {crop}]",
+               "TEST.NUM_ENSEMBLE_VIEWS", "1")
+    assert 0.0 <= res["metrics"]["mAP"] <= 1.0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_repetition_counting(arch, synthetic_root, tmp_path):
+    """Split streams (each half of forward_features' map): the stride-dependent mode; forward() is covered above."""
+    spec = get_backbone_spec(arch)
+    per_stream = spec.temporal_stride  # one feature-map step per stream
+    _, crop = tiny_clip_size(arch, crop=16)
+    res = _run("repetition", "ucfrep", arch, synthetic_root, tmp_path / "run",
+               "MODEL.STREAM_FEATURES", "split", "MODEL.FRAMES_PER_STREAM", str(per_stream), "DATA.CROP", str(crop),
+               "TRAIN.EPOCHS", "1", "TRAIN.BATCH_SIZE", "3", "DATA.ITEMS_PER_VIDEO", "1", "TRAIN.MAX_INNER_STEPS", "1",
+               "TRAIN.MAX_BATCHES", "1", "DATA.NUM_WORKERS", "0", "TEST.BATCH_SIZE", "8", "DATA.MAX_SEGMENT_FRAMES", "30",
+               "TEST.NUM_SCALES", "2", "TEST.REFINE_ITERS", "0")
+    assert res["metrics"]["num_videos"] == 6 and res["metrics"]["mae"] >= 0
