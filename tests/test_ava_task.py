@@ -51,9 +51,9 @@ def data_root(tmp_path_factory) -> Path:
 
 def test_shipped_config_has_the_protocol_settings():
     cfg = lifecycle.load_task_config(TASKS["ava"], AVA_CFG)  # PySlowFast names in the file, read as common names
-    assert (cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.EPOCHS, cfg.SOLVER.BASE_LR) == (32, 20, 0.1)
+    assert (cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.EPOCHS, cfg.TRAIN.LR) == (32, 20, 0.1)
     assert list(cfg.SOLVER.STEPS) == [0, 10, 15, 20] and list(cfg.SOLVER.LRS)[:3] == [1.0, 0.1, 0.01]
-    assert (cfg.SOLVER.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.SOLVER.NESTEROV) == (1e-7, 0.0, True)
+    assert (cfg.TRAIN.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.TRAIN.NESTEROV) == (1e-7, 0.0, True)
     assert (cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_START_LR) == (5.0, 0.000125)
     assert (cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TEST_CROP_SIZE) == (32, 2, 112)
     assert (cfg.DETECTION.ROI_XFORM_RESOLUTION, cfg.DETECTION.SPATIAL_SCALE_FACTOR) == (7, 16)
