@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 
 from severe.io import atomic_torch_save
+from severe.synth.layouts import random_state
 
 State = "OrderedDict[str, torch.Tensor]"
 
@@ -108,8 +109,6 @@ def tc_object(backbone: State, key_copy: State, rename: Callable[[str], str], he
               seed: int, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
     """The mmcv checkpoint object holding ``backbone`` (query) and ``key_copy`` (momentum encoder) under the
     original names ``rename(key)``, seeded heads of shapes ``head`` and the queue."""
-    from severe.synth.layouts import random_state  # lazy: severe.synth.layouts imports this module's users
-
     fc = random_state(head, seed + 10, dtype)
     sd: dict[str, torch.Tensor] = {}
     sd.update({"backbone." + rename(k): v for k, v in backbone.items()})
@@ -124,8 +123,6 @@ def tc_object(backbone: State, key_copy: State, rename: Callable[[str], str], he
 
 def _checkpoint(arch: str, rename: Callable[[str], str], head: dict[str, tuple[int, ...]], seed: int,
                 dtype: torch.dtype) -> tuple[Any, State]:
-    from severe.synth.layouts import random_state
-
     shapes = _shapes(arch)
     backbone = random_state(shapes, seed, dtype)
     key_copy = random_state(shapes, seed + 1000, dtype)  # momentum encoder: different values

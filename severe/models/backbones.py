@@ -13,7 +13,6 @@ from torch import nn
 from torchvision.models.video import r2plus1d_18, r3d_18
 
 from severe.models.i3d import I3D_SPEC, build_i3d
-
 from severe.models.registry import (  # noqa: F401  (re-exported: the former home of these names)
     ARCHITECTURES,
     BACKBONES,
