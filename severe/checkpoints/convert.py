@@ -84,9 +84,37 @@ def _group(key: str, prefix: str) -> str:
     return ".".join(parts[: shared + 1])
 
 
-def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name: str = "") -> Converted:
-    """Convert an in-memory checkpoint object of ``method`` (see :func:`convert_file` for files)."""
+def pretraining_data(spec: MethodSpec, file_name: str = "", choice: str | None = None) -> dict[str, str]:
+    """``{"pretraining_data", "pretraining_data_from"}`` for a method whose release spans several pretraining
+    datasets (``spec.pretraining_data``): ``choice`` (``--pretraining-data``) if given, else the dataset named by
+    a folder of ``file_name`` (``tubelet_contrast/mini-kinetics/...``), else the main release's (the first).
+    Empty for other methods; a choice the method does not have, or one the path contradicts, is a SevereError."""
+    choices = spec.pretraining_data
+    if not choices:
+        if choice:
+            raise SevereError(f"--pretraining-data {choice}: method {spec.name} records no pretraining dataset; "
+                              f"drop the option")
+        return {}
+    named = [c for c in choices if c in Path(file_name).parts]
+    if choice:
+        if choice not in choices:
+            raise SevereError(f"--pretraining-data {choice} is not a {spec.name} release; choose one of "
+                              f"{', '.join(choices)}")
+        if named and named[0] != choice:
+            raise SevereError(f"--pretraining-data {choice} contradicts the path {file_name} (a {named[0]} release); "
+                              f"drop the option or fix the path")
+        return {"pretraining_data": choice, "pretraining_data_from": "option"}
+    if named:
+        return {"pretraining_data": named[0], "pretraining_data_from": "path"}
+    return {"pretraining_data": choices[0], "pretraining_data_from": "default"}
+
+
+def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name: str = "",
+                   pretraining: str | None = None) -> Converted:
+    """Convert an in-memory checkpoint object of ``method`` (see :func:`convert_file` for files);
+    ``pretraining`` chooses the pretraining dataset recorded in meta (see :func:`pretraining_data`)."""
     spec = method_spec(method)
+    data_meta = pretraining_data(spec, file_name, pretraining)
     _check_incompatible(obj, source)
     located = spec.locate(obj)
     if located is None:
@@ -159,17 +187,18 @@ def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name:
         "source_prefix": prefix,
         "dropped": dict(sorted(dropped.items())),
         "severe_version": __version__,
+        **data_meta,
         **spec.extra_meta,
     }
     return Converted(out, meta, dict(dropped))
 
 
-def convert_file(path: str | Path, method: str, trust: bool = False) -> Converted:
+def convert_file(path: str | Path, method: str, trust: bool = False, pretraining: str | None = None) -> Converted:
     """Read ``path`` (weights-only unless ``trust``) and convert it as ``method``."""
     path = Path(path)
-    method_spec(method)  # fail on an unknown method before reading a large file
+    pretraining_data(method_spec(method), str(path), pretraining)  # fail on bad arguments before reading a large file
     obj = read_checkpoint(path, trust=trust)
-    converted = convert_object(obj, method, source=str(path), file_name=str(path))
+    converted = convert_object(obj, method, source=str(path), file_name=str(path), pretraining=pretraining)
     converted.meta["source_file"] = path.name
     converted.meta["source_sha256"] = sha256_file(path)
     return converted

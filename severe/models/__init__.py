@@ -1,4 +1,4 @@
-"""Backbones (R(2+1)D-18, its TCLR variant, R3D-18, or any registered one) and heads."""
+"""Backbones (R(2+1)D-18, its TCLR variant, R3D-18, I3D, or any registered one) and heads."""
 
 from severe.models.backbones import VideoBackbone
 from severe.models.contract import check_backbone_contract

@@ -231,6 +231,26 @@ def tubelet_contrast(w: Weights) -> tuple[Any, State]:
     return _mmcv(w, heads)
 
 
+def _tc_release(w: Weights, names: str) -> tuple[Any, State]:
+    """Tubelet-Contrast's R3D-18 / I3D release (severe.checkpoints.tc_layouts): mmcv layout, original names."""
+    from severe.checkpoints import tc_layouts as tc  # lazy: the method table imports this module
+
+    rename, head = {"r3d": (tc.original_r3d_name, tc.R3D_HEAD), "i3d": (tc.i3d_names, tc.I3D_HEAD)}[names]
+    dtype = next(v.dtype for v in w.backbone.values() if v.is_floating_point())
+    return tc.tc_object(w.backbone, w.other, rename, head, w.seed, dtype), w.backbone
+
+
+def tubelet_contrast_r3d(w: Weights) -> tuple[Any, State]:
+    """mmcv layout with pyvrl R3D-18 names (``stem.conv``, ``bn1``, ``downsample_bn``), key encoder, heads, queue."""
+    return _tc_release(w, "r3d")
+
+
+def tubelet_contrast_i3d(w: Weights) -> tuple[Any, State]:
+    """mmcv layout with Inception-v1 I3D names (``conv3d_1a_7x7.conv3d``, ``mixed_3b.branch_1.0.batch3d``), key
+    encoder, heads, queue."""
+    return _tc_release(w, "i3d")
+
+
 def tclr(w: Weights) -> tuple[Any, State]:
     """nn.Sequential(backbone, mlp) under DataParallel, a pickled GradScaler."""
     mlp = random_state({**_linear("0", 512, 512), **_linear("2", 128, 512)}, w.seed + 11)
