@@ -167,7 +167,7 @@ SCRATCH_RULES: tuple[InitRule, ...] = (
 
 #: the original's I3D finetuning configs (ucf101, hmdb51, diving48; full training sets): 224 crops, so the test
 #: resize is int(224 / 0.875) = 256, 17 epochs at milestones 6/12/15, weight decay 1e-4; classifier dropout 0.5
-#: (its ucf101/hmdb51 scripts; no diving48 I3D command exists, so there it is inferred) - protocol.md §3
+#: (its ucf101/hmdb51 scripts; no diving48 I3D command exists, so there it is inferred) - docs/protocol.md §3
 _TC_I3D_RECIPE = {"DATA.CROP": 224, "DATA.TEST_RESIZE": 256, "TRAIN.EPOCHS": 17, "TRAIN.MILESTONES": [6, 12, 15],
                   "TRAIN.WEIGHT_DECAY": 1e-4, "MODEL.DROPOUT": 0.5}
 
