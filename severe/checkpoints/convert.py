@@ -17,6 +17,7 @@ import torch
 from severe import __version__
 from severe.checkpoints.loading import read_checkpoint
 from severe.checkpoints.methods import DETECTION_ORDER, INCOMPATIBLE_RELEASES, METHODS, MethodSpec, tensors_of
+from severe.checkpoints.vit_methods import ViTMethodSpec, convert_vit
 from severe.errors import SevereError
 from severe.io import atomic_torch_save, sha256_file
 from severe.models.backbones import backbone_key_shapes
@@ -88,6 +89,8 @@ def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name:
     """Convert an in-memory checkpoint object of ``method`` (see :func:`convert_file` for files)."""
     spec = method_spec(method)
     _check_incompatible(obj, source)
+    if isinstance(spec, ViTMethodSpec):
+        return _convert_vit(obj, spec, source, file_name)
     located = spec.locate(obj)
     if located is None:
         looks = detect_method(obj, source, file_name)
@@ -162,6 +165,29 @@ def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name:
         **spec.extra_meta,
     }
     return Converted(out, meta, dict(dropped))
+
+
+def _convert_vit(obj: Any, spec: ViTMethodSpec, source: str, file_name: str) -> Converted:
+    """A ViT row: its key-mapping layout instead of prefix + rename (severe.checkpoints.vit_methods)."""
+    try:
+        done = convert_vit(obj, spec, source)
+    except SevereError as e:
+        looks = detect_method(obj, source, file_name)
+        if looks is None or looks == spec.name or looks in spec.also_accepts or spec.name in METHODS[looks].also_accepts:
+            raise
+        raise SevereError(f"{e}; the file looks like a '{looks}' checkpoint (pass --method {looks})") from None
+    if done is None:
+        looks = detect_method(obj, source, file_name)
+        hint = f"it looks like a '{looks}' checkpoint (pass --method {looks}, or --detect to check)" if looks else \
+            f"it matches no known method; {_layout_hint(obj)}"
+        raise SevereError(f"{source} does not have the {spec.name} layout (no ViT weights under "
+                          f"{', '.join(repr(c) if c else 'the top level' for c in spec.containers)}); {hint}")
+    state, container, arch, extra, dropped = done
+    meta = {"method": spec.name, "arch": arch,
+            "normalize": None if spec.normalize is None else {k: list(v) for k, v in spec.normalize.items()},
+            "channel_order": spec.channel_order, "source_file": file_name, "source_container": container,
+            **extra, "dropped": dropped, "severe_version": __version__, **spec.extra_meta}
+    return Converted(state, meta, dict(dropped))
 
 
 def convert_file(path: str | Path, method: str, trust: bool = False) -> Converted:
