@@ -19,14 +19,16 @@ examples:
   severe convert --detect checkpoints_pretraining/gdt/gdt_K400.pth --trust
   severe convert --all checkpoints_pretraining checkpoints_pretraining/converted --trust
 
---trust: GDT and TCLR files hold pickled Python objects (argparse args, a GradScaler); they are read
-with weights-only unpickling unless you pass --trust for files you trust."""
+--trust: GDT and TCLR files hold pickled Python objects (argparse args, a GradScaler), as do the ViT
+training files of the VideoMAE family, SVT and UMT (args, a config object); they are read with weights-only
+unpickling unless you pass --trust for files you trust. ViT rows (docs/checkpoints.md §4) also read
+.safetensors files and, for videomae, supervised_vit and svt, Hugging Face transformers names."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="severe convert",
-        description="Convert a pretraining checkpoint into R(2+1)D-18 backbone weights: selects the backbone "
+        description="Convert a pretraining checkpoint into backbone weights (R(2+1)D-18 or a ViT): selects the backbone "
                     "by prefix, renames to torchvision keys, verifies every key and shape, and writes "
                     "{'state_dict', 'meta'} (loadable with torch.load(weights_only=True)).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,8 +49,12 @@ def _describe(converted, output: Path) -> str:
     groups = [f"{k} ({n})" for k, n in sorted(converted.dropped.items())]
     dropped = ", ".join(groups[:10]) + (f", ... {len(groups) - 10} more groups" if len(groups) > 10 else "") or "nothing"
     norm = "none" if meta["normalize"] is None else f"mean {meta['normalize']['mean']} std {meta['normalize']['std']}"
-    return (f"wrote {output}: method {meta['method']}, arch {meta['arch']}, {len(converted.state_dict)} tensors, "
+    text = (f"wrote {output}: method {meta['method']}, arch {meta['arch']}, {len(converted.state_dict)} tensors, "
             f"input {meta['channel_order']} / normalisation {norm}\n  left out of the source: {dropped}")
+    if "pooled" in meta:  # ViT rows: what backbone(x) returns and what the file could not provide
+        fresh = ", ".join(f"{k} ({how})" for k, how in meta["fresh"].items()) or "nothing"
+        text += f"\n  pooled feature: {meta['pooled']}\n  initialised fresh: {fresh}"
+    return text
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,5 @@
 """The ViT pretraining methods: rows of the method table (``VIT_METHOD_ROWS``, appended to
-:data:`severe.checkpoints.methods.METHODS`), docs/checkpoints.md §6.
+:data:`severe.checkpoints.methods.METHODS`), docs/checkpoints.md §4.
 
 A :class:`ViTMethodSpec` is a :class:`MethodSpec` whose conversion is a key-mapping function of
 :mod:`severe.checkpoints.vit_layouts` instead of prefix + rename: ``layout`` for the method's own naming,
@@ -195,14 +195,13 @@ def _supervised_vit(t: Tensors) -> bool:
 
 _MAE = ("model", "module", "model_state", None)
 _VIDEOMAE_ARCHS = ("vit_b_videomae", "vit_tiny_videomae")
-_NOTE_INFERRED = "SEVERE++ has not published its ViT protocol; recipes are inferred (docs/checkpoints.md §6)"
 
 VIT_METHOD_ROWS: list[ViTMethodSpec] = [
     ViTMethodSpec(
         "videomae", "VideoMAE (ViT-B)", "videomae/videomae_vit_b_k400_pretrain.pth", "MCG-NJU/VideoMAE release",
         _MAE, "encoder.", "patch_embed.proj.weight", arch="vit_b_videomae", normalize=dict(IMAGENET),
         layout="videomae", hf_layout="hf_videomae", archs=_VIDEOMAE_ARCHS, fingerprint=_videomae,
-        detect=108, synthetic=synth.videomae, extra_meta={"note": _NOTE_INFERRED},
+        detect=108, synthetic=synth.videomae,
     ),
     ViTMethodSpec(
         "supervised_vit", "Supervised ViT-B (VideoMAE finetuned on K400)", "supervised_vit/videomae_vit_b_k400_ft.pth",

@@ -1,4 +1,4 @@
-"""Each ViT method's on-disk checkpoint layout (docs/checkpoints.md §6) as one function, referenced from its row
+"""Each ViT method's on-disk checkpoint layout (docs/checkpoints.md §4) as one function, referenced from its row
 of the method table (``ViTMethodSpec.synthetic``), in the shape of :mod:`severe.synth.layouts`.
 
 A layout function receives the seeded weights of the method's tiny twin architecture (:class:`Weights`: the
