@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from severe.checkpoints import METHODS, build_initialised_backbone, convert_object, load_weights
+from severe.checkpoints import METHODS, build_initialised_backbone, convert_object, detect_method, load_weights
 from severe.checkpoints.methods import DETECTION_ORDER, INIT_ORDER
 from severe.checkpoints.vit_methods import CLIP_NORM, POOLED, SVT_NORM, VIT_METHOD_ROWS, ViTMethodSpec
 from severe.cli import main as severe_main
@@ -28,7 +28,7 @@ CASES = [
     ("videomae", "hf", "videomae", False, {"decoder", "videomae.layernorm", "encoder_to_decoder", "mask_token"}),
     ("supervised_vit", None, "supervised_vit", True, {"head", "optimizer"}),
     ("supervised_vit", "hf", "supervised_vit", False, {"classifier"}),
-    ("everest", None, "videomae", True, {"decoder", "encoder.norm"}),
+    ("everest", None, "everest", True, {"decoder", "encoder.norm"}),
     ("sigma", None, "sigma", True, {"prototypes", "head", "decoder", "encoder.norm"}),
     ("mgmae", None, "mgmae", True, {"decoder", "encoder.norm"}),
     ("mme", None, "mme", True, {"encoder.model.norm", "decoder"}),
@@ -138,6 +138,9 @@ def test_detection_order_and_rows():
     assert INIT_ORDER[-len(VIT):] == tuple(VIT)
     assert all(isinstance(METHODS[m], ViTMethodSpec) and METHODS[m].synthetic is not None for m in VIT)
     assert METHODS["everest"].detect is None and "videomae" in METHODS["everest"].also_accepts
+    obj, _ = synthetic_checkpoint("everest")
+    assert detect_method(obj, file_name="ckpt/" + METHODS["everest"].expected_file) == "everest"
+    assert detect_method(obj, file_name="ckpt/videomae/checkpoint.pth") == "videomae"
 
 
 @pytest.mark.parametrize("cnn", ["ctp", "gdt", "supervised", "tclr", "moco"])

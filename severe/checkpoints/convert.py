@@ -17,7 +17,7 @@ import torch
 from severe import __version__
 from severe.checkpoints.loading import read_checkpoint
 from severe.checkpoints.methods import DETECTION_ORDER, INCOMPATIBLE_RELEASES, METHODS, MethodSpec, tensors_of
-from severe.checkpoints.vit_methods import ViTMethodSpec, convert_vit
+from severe.checkpoints.vit_methods import ViTMethodSpec, by_file_name, convert_vit
 from severe.errors import SevereError
 from severe.io import atomic_torch_save, sha256_file
 from severe.models.backbones import backbone_key_shapes
@@ -58,14 +58,15 @@ def _check_incompatible(obj: Any, source: str) -> None:
 def detect_method(obj: Any, source: str = "checkpoint", file_name: str = "") -> str | None:
     """The method whose layout ``obj`` has (checkpoints.md §2.5), or None.
 
-    MoCo and VideoMoCo share one layout: ``video_moco`` when the file name says so, else ``moco``.
+    MoCo and VideoMoCo share one layout: ``video_moco`` when the file name says so, else ``moco``; the same
+    holds for EVEREST and VideoMAE (:func:`severe.checkpoints.vit_methods.by_file_name`).
     """
     _check_incompatible(obj, source)
     for name in DETECTION_ORDER:
         if METHODS[name].locate(obj) is not None:
             if name == "moco" and (_VIDEO_MOCO_NAME.search(file_name) or Path(file_name).name.startswith("r2plus1D_checkpoint")):
                 return "video_moco"
-            return name
+            return by_file_name(name, file_name)
     return None
 
 

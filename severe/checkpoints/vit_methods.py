@@ -258,3 +258,13 @@ VIT_METHOD_ROWS: list[ViTMethodSpec] = [
         fingerprint=_svt, detect=100, synthetic=synth.svt,
     ),
 ]
+
+
+def by_file_name(detected: str, file_name: str) -> str:
+    """A ViT row that has ``detected``'s layout exactly (``detect`` None, e.g. everest = videomae) when the path
+    names it, else ``detected``: keys cannot tell such files apart."""
+    path = file_name.replace("\\", "/").lower()
+    for row in VIT_METHOD_ROWS:
+        if row.detect is None and detected in row.also_accepts and row.name in path:
+            return row.name
+    return detected
