@@ -204,3 +204,27 @@ def test_refusals_in_a_real_process(tmp_path):
         assert r.returncode != 0 and "Traceback" not in r.stderr
         assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.pth").exists()
+
+
+@pytest.mark.parametrize("method,variant", [("videomae", "finetuned"), ("umt", "video_text"), ("mvd", None)])
+def test_pooled_feature_is_fc_norm_of_the_token_mean(method, variant):
+    obj, _ = synthetic_checkpoint(method, seed=2, variant=variant)
+    backbone = build_initialised_backbone(convert_object(obj, method)).eval()
+    x = torch.randn(1, 3, 2 * backbone.spec.temporal_stride, 32, 32)
+    with torch.no_grad():
+        tokens, pooled = backbone.forward_features(x), backbone(x)
+    sd = backbone.state_dict()
+    expected = torch.nn.functional.layer_norm(tokens.flatten(2).mean(-1), (64,), sd["fc_norm.weight"],
+                                              sd["fc_norm.bias"], 1e-6)
+    assert torch.allclose(pooled, expected, atol=1e-5)
+
+
+def test_raw_safetensors_file_is_detected_and_converted_on_the_fly(tmp_path):
+    from safetensors.torch import save_file
+
+    obj, expected = synthetic_checkpoint("svt", seed=8, variant="hf")
+    src = tmp_path / "timesformer.safetensors"
+    save_file(obj, str(src))
+    weights = load_weights(src)
+    assert weights.meta["method"] == "svt" and weights.meta["source_layout"] == "hf_timesformer"
+    assert_exact(weights.state_dict, expected)
