@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
@@ -76,6 +76,7 @@ class ViTMethodSpec(MethodSpec):
     archs: tuple[str, ...] = ()  # ViT-B first, then its tiny twin (synthetic files)
     fingerprint: Callable[[Tensors], bool] = lambda t: False
     pooled: str = ""  # overrides POOLED[family] in the converted file's meta
+    teacher: str | None = None  # the entry that must be present when the file holds a 'student' (SVT: 'teacher')
 
     @property
     def synthetic_arch(self) -> str:
@@ -92,9 +93,9 @@ class ViTMethodSpec(MethodSpec):
 
     def weights(self, obj: Any, source: str) -> tuple[str | None, dict[str, torch.Tensor]] | None:
         """The first of this method's containers that holds ViT weights (conversion), None if none does."""
-        if self.name == "svt" and isinstance(obj, Mapping) and "student" in obj and "teacher" not in obj:
-            raise SevereError(f"{source}: the file holds SVT's 'student' but no 'teacher'; SVT evaluates and "
-                              f"finetunes the teacher, so a student-only file is not converted")
+        if self.teacher and isinstance(obj, Mapping) and "student" in obj and self.teacher not in obj:
+            raise SevereError(f"{source}: the file holds {self.name}'s 'student' but no '{self.teacher}'; the method "
+                              f"evaluates and finetunes the {self.teacher}, so a student-only file is not converted")
         for container in self.containers:
             tensors = tensors_of(obj, container)
             if tensors and _holds_vit(tensors):
@@ -115,7 +116,7 @@ class ViTMethodSpec(MethodSpec):
             except SevereError as e:
                 errors.append((arch, str(e)))
         width = next((v.shape[0] for k, v in tensors.items() if k.endswith(_VIT_ANCHORS)), None)
-        arch, why = next(((a, w) for a, w in errors if VIT_ARCHS[a][1]["feature_dim"] == width), errors[0])
+        _, why = next(((a, w) for a, w in errors if VIT_ARCHS[a][1]["feature_dim"] == width), errors[0])
         raise SevereError(f"{source} as {self.name}: {why}")
 
     def meta(self, arch: str, layout: str, mapped: Mapped) -> dict:
@@ -255,7 +256,7 @@ VIT_METHOD_ROWS: list[ViTMethodSpec] = [
         "svt", "SVT (TimeSformer ViT-B)", "svt/kinetics400_vitb_ssl.pth", "kahnchana/svt release",
         ("teacher", "model_state", None, "student"), "backbone.", "patch_embed.proj.weight", arch="vit_b_timesformer",
         normalize=SVT_NORM, layout="svt", hf_layout="hf_timesformer", archs=("vit_b_timesformer", "vit_tiny_timesformer"),
-        fingerprint=_svt, detect=100, synthetic=synth.svt,
+        fingerprint=_svt, detect=100, synthetic=synth.svt, teacher="teacher",
     ),
 ]
 
