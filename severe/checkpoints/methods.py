@@ -234,7 +234,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
     ),
 ]}
 
-from severe.checkpoints.vit_methods import VIT_METHOD_ROWS  # noqa: E402  (the ViT rows, checkpoints.md §6)
+from severe.checkpoints.vit_methods import VIT_METHOD_ROWS  # noqa: E402  (the ViT rows, checkpoints.md §4)
 METHODS.update({m.name: m for m in VIT_METHOD_ROWS})
 
 #: auto-detection order (checkpoints.md §2.5), from the table's ``detect`` priorities
