@@ -26,14 +26,16 @@ examples:
 one layout; the folder name in the path (kinetics-400/ or mini-kinetics/) is recorded as meta.pretraining_data.
 Pass the option for a file moved out of that layout (default: kinetics-400).
 
---trust: GDT and TCLR files hold pickled Python objects (argparse args, a GradScaler); they are read
-with weights-only unpickling unless you pass --trust for files you trust."""
+--trust: GDT and TCLR files hold pickled Python objects (argparse args, a GradScaler), as do the ViT
+training files of the VideoMAE family, SVT and UMT (args, a config object); they are read with weights-only
+unpickling unless you pass --trust for files you trust. ViT rows (docs/checkpoints.md §4) also read
+.safetensors files and, for videomae, supervised_vit and svt, Hugging Face transformers names."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="severe convert",
-        description="Convert a pretraining checkpoint into backbone weights of its architecture: selects the "
+        description="Convert a pretraining checkpoint into backbone weights of its architecture (R(2+1)D-18, R3D-18, I3D or a ViT): selects the "
                     "backbone by prefix, renames to the registered backbone's keys, verifies every key and shape, "
                     "and writes "
                     "{'state_dict', 'meta'} (loadable with torch.load(weights_only=True)).",
@@ -58,8 +60,12 @@ def _describe(converted, output: Path) -> str:
     dropped = ", ".join(groups[:10]) + (f", ... {len(groups) - 10} more groups" if len(groups) > 10 else "") or "nothing"
     norm = "none" if meta["normalize"] is None else f"mean {meta['normalize']['mean']} std {meta['normalize']['std']}"
     data = f", pretrained on {meta['pretraining_data']}" if meta.get("pretraining_data") else ""
-    return (f"wrote {output}: method {meta['method']}, arch {meta['arch']}{data}, {len(converted.state_dict)} tensors, "
+    text = (f"wrote {output}: method {meta['method']}, arch {meta['arch']}{data}, {len(converted.state_dict)} tensors, "
             f"input {meta['channel_order']} / normalisation {norm}\n  left out of the source: {dropped}")
+    if "pooled" in meta:  # ViT rows: what backbone(x) returns and what the file could not provide
+        fresh = ", ".join(f"{k} ({how})" for k, how in meta["fresh"].items()) or "nothing"
+        text += f"\n  pooled feature: {meta['pooled']}\n  initialised fresh: {fresh}"
+    return text
 
 
 def main(argv: list[str]) -> int:

@@ -17,6 +17,7 @@ import torch
 from severe import __version__
 from severe.checkpoints.loading import read_checkpoint
 from severe.checkpoints.methods import DETECTION_ORDER, INCOMPATIBLE_RELEASES, METHODS, MethodSpec, tensors_of
+from severe.checkpoints.vit_methods import ViTMethodSpec, by_file_name, convert_vit
 from severe.errors import SevereError
 from severe.io import atomic_torch_save, sha256_file
 from severe.models.backbones import backbone_key_shapes
@@ -57,14 +58,15 @@ def _check_incompatible(obj: Any, source: str) -> None:
 def detect_method(obj: Any, source: str = "checkpoint", file_name: str = "") -> str | None:
     """The method whose layout ``obj`` has (docs/checkpoints.md §2.5), or None.
 
-    MoCo and VideoMoCo share one layout: ``video_moco`` when the file name says so, else ``moco``.
+    MoCo and VideoMoCo share one layout: ``video_moco`` when the file name says so, else ``moco``; the same
+    holds for EVEREST and VideoMAE (:func:`severe.checkpoints.vit_methods.by_file_name`).
     """
     _check_incompatible(obj, source)
     for name in DETECTION_ORDER:
         if METHODS[name].locate(obj) is not None:
             if name == "moco" and (_VIDEO_MOCO_NAME.search(file_name) or Path(file_name).name.startswith("r2plus1D_checkpoint")):
                 return "video_moco"
-            return name
+            return by_file_name(name, file_name)
     return None
 
 
@@ -116,6 +118,8 @@ def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name:
     spec = method_spec(method)
     data_meta = pretraining_data(spec, file_name, pretraining)
     _check_incompatible(obj, source)
+    if isinstance(spec, ViTMethodSpec):
+        return _convert_vit(obj, spec, source, file_name)
     located = spec.locate(obj)
     if located is None:
         looks = detect_method(obj, source, file_name)
@@ -191,6 +195,29 @@ def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name:
         **spec.extra_meta,
     }
     return Converted(out, meta, dict(dropped))
+
+
+def _convert_vit(obj: Any, spec: ViTMethodSpec, source: str, file_name: str) -> Converted:
+    """A ViT row: its key-mapping layout instead of prefix + rename (severe.checkpoints.vit_methods)."""
+    try:
+        done = convert_vit(obj, spec, source)
+    except SevereError as e:
+        looks = detect_method(obj, source, file_name)
+        if looks is None or looks == spec.name or looks in spec.also_accepts or spec.name in METHODS[looks].also_accepts:
+            raise
+        raise SevereError(f"{e}; the file looks like a '{looks}' checkpoint (pass --method {looks})") from None
+    if done is None:
+        looks = detect_method(obj, source, file_name)
+        hint = f"it looks like a '{looks}' checkpoint (pass --method {looks}, or --detect to check)" if looks else \
+            f"it matches no known method; {_layout_hint(obj)}"
+        raise SevereError(f"{source} does not have the {spec.name} layout (no ViT weights under "
+                          f"{', '.join(repr(c) if c else 'the top level' for c in spec.containers)}); {hint}")
+    state, container, arch, extra, dropped = done
+    meta = {"method": spec.name, "arch": arch,
+            "normalize": None if spec.normalize is None else {k: list(v) for k, v in spec.normalize.items()},
+            "channel_order": spec.channel_order, "source_file": file_name, "source_container": container,
+            **extra, "dropped": dropped, "severe_version": __version__, **spec.extra_meta}
+    return Converted(state, meta, dict(dropped))
 
 
 def convert_file(path: str | Path, method: str, trust: bool = False, pretraining: str | None = None) -> Converted:

@@ -260,6 +260,9 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
     ),
 ]}
 
+from severe.checkpoints.vit_methods import VIT_METHOD_ROWS  # noqa: E402  (the ViT rows, checkpoints.md §4)
+METHODS.update({m.name: m for m in VIT_METHOD_ROWS})
+
 #: auto-detection order (docs/checkpoints.md §2.5), from the table's ``detect`` priorities
 DETECTION_ORDER: list[str] = sorted((m.name for m in METHODS.values() if m.detect is not None),
                                     key=lambda name: METHODS[name].detect)
