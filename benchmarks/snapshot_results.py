@@ -51,9 +51,34 @@ def tensors_sha(path: Path, key: str | None) -> str:
     return h.hexdigest()[:16]
 
 
+def object_sha(path: Path) -> str:
+    """Hash of every tensor in a (trusted, synthetic) checkpoint with its key path: pickled objects such as an
+    argparse.Namespace may serialise differently across processes, the weights must not."""
+    import torch
+
+    h = hashlib.sha256()
+
+    def walk(obj, where: str) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().contiguous()
+            h.update(f"{where}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(obj, dict):
+            for k in sorted(obj, key=str):
+                walk(obj[k], f"{where}/{k}")
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{where}/{i}")
+
+    walk(torch.load(path, map_location="cpu", weights_only=False), "")
+    return h.hexdigest()[:16]
+
+
 def sh(cmd: list[str], cwd: Path = REPO) -> None:
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    # one thread: CPU results depend on the intra-op thread count, so fix it for comparable snapshots
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     print(f"[{time.time() - t0:5.1f}s] {' '.join(cmd[:6])} ... -> {proc.returncode}", file=sys.stderr)
     if proc.returncode:
         sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
@@ -71,7 +96,7 @@ def run_record(run_dir: Path) -> dict:
     return out
 
 
-def snapshot(work: Path) -> dict:
+def snapshot(work: Path, only: list[str] | None = None) -> dict:
     severe = [sys.executable, "-m", "severe.cli"]
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
@@ -86,7 +111,7 @@ def snapshot(work: Path) -> dict:
                 "w(sys.argv[1], sys.argv[2], seed=1)", m, str(raw)])
         if not conv.exists():
             sh([*severe, "convert", "--method", m, "--trust", str(raw), str(conv)])
-        snap["checkpoints"][m] = {"synthetic_file": sha(raw), "converted_tensors": tensors_sha(conv, "state_dict")}
+        snap["checkpoints"][m] = {"synthetic_tensors": object_sha(raw), "converted_tensors": tensors_sha(conv, "state_dict")}
     rec = [*severe, "run", "recognition"]
     runs = {
         "ucf101_moco_finetune": [*rec, "domain/ucf101", "--init", "moco", "--weights", str(work / "conv" / "moco.pth"), *TINY],
@@ -102,6 +127,8 @@ def snapshot(work: Path) -> dict:
                        *TINY_REP],
     }
     for name, cmd in runs.items():
+        if only and name not in only:
+            continue
         out = work / "runs" / name
         if not (out / "results.json").is_file():
             sh([*cmd, "--data-root", str(data), "--out", str(out), "--no-progress"])
@@ -110,6 +137,8 @@ def snapshot(work: Path) -> dict:
     for task, extra in (("ava", ["SOLVER.MAX_EPOCH", "1", "DATA.NUM_FRAMES", "4"]),
                         ("charades", ["SOLVER.MAX_EPOCH", "1", "DATA.NUM_FRAMES", "4", "TEST.NUM_ENSEMBLE_VIEWS", "2",
                                       "RNG_SEED", "2"])):
+        if only and task not in only:
+            continue
         out = work / "runs" / task
         cfg = slowfast / "configs" / ("AVA" if task == "ava" else "Charades") / "TINY_SYNTHETIC.yaml"
         if not (out / "results.json").is_file():
@@ -134,6 +163,7 @@ def compare(a: dict, b: dict, path: str = "") -> list[str]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, help="scratch folder (data, checkpoints, runs)")
+    p.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs (names as in the output)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"), help="compare two snapshots")
     args = p.parse_args()
     if args.compare:
@@ -142,7 +172,7 @@ def main() -> int:
         return 1 if diffs else 0
     if not args.work:
         p.error("--work or --compare is required")
-    print(json.dumps(snapshot(args.work), indent=1, sort_keys=True))
+    print(json.dumps(snapshot(args.work, args.only), indent=1, sort_keys=True))
     return 0
 
 

@@ -17,6 +17,7 @@ import torch
 from severe import __version__
 from severe.checkpoints.loading import read_checkpoint
 from severe.checkpoints.methods import DETECTION_ORDER, INCOMPATIBLE_RELEASES, METHODS, MethodSpec, tensors_of
+from severe.checkpoints.vit_methods import ViTMethodSpec, by_file_name, convert_vit
 from severe.errors import SevereError
 from severe.io import atomic_torch_save, sha256_file
 from severe.models.backbones import backbone_key_shapes
@@ -57,14 +58,15 @@ def _check_incompatible(obj: Any, source: str) -> None:
 def detect_method(obj: Any, source: str = "checkpoint", file_name: str = "") -> str | None:
     """The method whose layout ``obj`` has (docs/checkpoints.md §2.5), or None.
 
-    MoCo and VideoMoCo share one layout: ``video_moco`` when the file name says so, else ``moco``.
+    MoCo and VideoMoCo share one layout: ``video_moco`` when the file name says so, else ``moco``; the same
+    holds for EVEREST and VideoMAE (:func:`severe.checkpoints.vit_methods.by_file_name`).
     """
     _check_incompatible(obj, source)
     for name in DETECTION_ORDER:
         if METHODS[name].locate(obj) is not None:
             if name == "moco" and (_VIDEO_MOCO_NAME.search(file_name) or Path(file_name).name.startswith("r2plus1D_checkpoint")):
                 return "video_moco"
-            return name
+            return by_file_name(name, file_name)
     return None
 
 
@@ -84,10 +86,40 @@ def _group(key: str, prefix: str) -> str:
     return ".".join(parts[: shared + 1])
 
 
-def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name: str = "") -> Converted:
-    """Convert an in-memory checkpoint object of ``method`` (see :func:`convert_file` for files)."""
+def pretraining_data(spec: MethodSpec, file_name: str = "", choice: str | None = None) -> dict[str, str]:
+    """``{"pretraining_data", "pretraining_data_from"}`` for a method whose release spans several pretraining
+    datasets (``spec.pretraining_data``): ``choice`` (``--pretraining-data``) if given, else the dataset named by
+    a folder of ``file_name`` (``tubelet_contrast/mini-kinetics/...``), else the main release's (the first).
+    Empty for other methods; a choice the method does not have, or one the path contradicts, is a SevereError."""
+    choices = spec.pretraining_data
+    if not choices:
+        if choice:
+            raise SevereError(f"--pretraining-data {choice}: method {spec.name} records no pretraining dataset; "
+                              f"drop the option")
+        return {}
+    named = [c for c in choices if c in Path(file_name).parts]
+    if choice:
+        if choice not in choices:
+            raise SevereError(f"--pretraining-data {choice} is not a {spec.name} release; choose one of "
+                              f"{', '.join(choices)}")
+        if named and named[0] != choice:
+            raise SevereError(f"--pretraining-data {choice} contradicts the path {file_name} (a {named[0]} release); "
+                              f"drop the option or fix the path")
+        return {"pretraining_data": choice, "pretraining_data_from": "option"}
+    if named:
+        return {"pretraining_data": named[0], "pretraining_data_from": "path"}
+    return {"pretraining_data": choices[0], "pretraining_data_from": "default"}
+
+
+def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name: str = "",
+                   pretraining: str | None = None) -> Converted:
+    """Convert an in-memory checkpoint object of ``method`` (see :func:`convert_file` for files);
+    ``pretraining`` chooses the pretraining dataset recorded in meta (see :func:`pretraining_data`)."""
     spec = method_spec(method)
+    data_meta = pretraining_data(spec, file_name, pretraining)
     _check_incompatible(obj, source)
+    if isinstance(spec, ViTMethodSpec):
+        return _convert_vit(obj, spec, source, file_name)
     located = spec.locate(obj)
     if located is None:
         looks = detect_method(obj, source, file_name)
@@ -159,17 +191,41 @@ def convert_object(obj: Any, method: str, source: str = "checkpoint", file_name:
         "source_prefix": prefix,
         "dropped": dict(sorted(dropped.items())),
         "severe_version": __version__,
+        **data_meta,
         **spec.extra_meta,
     }
     return Converted(out, meta, dict(dropped))
 
 
-def convert_file(path: str | Path, method: str, trust: bool = False) -> Converted:
+def _convert_vit(obj: Any, spec: ViTMethodSpec, source: str, file_name: str) -> Converted:
+    """A ViT row: its key-mapping layout instead of prefix + rename (severe.checkpoints.vit_methods)."""
+    try:
+        done = convert_vit(obj, spec, source)
+    except SevereError as e:
+        looks = detect_method(obj, source, file_name)
+        if looks is None or looks == spec.name or looks in spec.also_accepts or spec.name in METHODS[looks].also_accepts:
+            raise
+        raise SevereError(f"{e}; the file looks like a '{looks}' checkpoint (pass --method {looks})") from None
+    if done is None:
+        looks = detect_method(obj, source, file_name)
+        hint = f"it looks like a '{looks}' checkpoint (pass --method {looks}, or --detect to check)" if looks else \
+            f"it matches no known method; {_layout_hint(obj)}"
+        raise SevereError(f"{source} does not have the {spec.name} layout (no ViT weights under "
+                          f"{', '.join(repr(c) if c else 'the top level' for c in spec.containers)}); {hint}")
+    state, container, arch, extra, dropped = done
+    meta = {"method": spec.name, "arch": arch,
+            "normalize": None if spec.normalize is None else {k: list(v) for k, v in spec.normalize.items()},
+            "channel_order": spec.channel_order, "source_file": file_name, "source_container": container,
+            **extra, "dropped": dropped, "severe_version": __version__, **spec.extra_meta}
+    return Converted(state, meta, dict(dropped))
+
+
+def convert_file(path: str | Path, method: str, trust: bool = False, pretraining: str | None = None) -> Converted:
     """Read ``path`` (weights-only unless ``trust``) and convert it as ``method``."""
     path = Path(path)
-    method_spec(method)  # fail on an unknown method before reading a large file
+    pretraining_data(method_spec(method), str(path), pretraining)  # fail on bad arguments before reading a large file
     obj = read_checkpoint(path, trust=trust)
-    converted = convert_object(obj, method, source=str(path), file_name=str(path))
+    converted = convert_object(obj, method, source=str(path), file_name=str(path), pretraining=pretraining)
     converted.meta["source_file"] = path.name
     converted.meta["source_sha256"] = sha256_file(path)
     return converted

@@ -16,7 +16,8 @@ _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
 
 
 def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
-    """``torch.load`` a file on CPU with ``weights_only=True``; with ``trust`` arbitrary objects too.
+    """``torch.load`` a file on CPU with ``weights_only=True``; with ``trust`` arbitrary objects too. A
+    ``.safetensors`` file is read with the safetensors package (a flat name -> tensor dict).
 
     Raises SevereError (one line, naming the file) for a missing, empty, truncated or non-checkpoint
     file, and for a file holding pickled Python objects when ``trust`` is False (naming the object's type).
@@ -26,6 +27,8 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
         raise SevereError(f"checkpoint file not found: {path}")
     if path.stat().st_size == 0:
         raise SevereError(f"checkpoint file is empty: {path}")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -46,6 +49,18 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
             return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # the file passed the weights-only parser up to the object, so this is rare
         raise SevereError(f"{path} could not be unpickled even with --trust ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` file: a flat ``{name: tensor}`` dict (the format holds no Python objects)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise SevereError(f"{path} is a safetensors file; install the 'safetensors' package to read it") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # header or data not in the safetensors format
+        raise SevereError(f"{path} is not a readable safetensors file ({_first_line(e)})") from None
 
 
 def _first_line(e: BaseException) -> str:

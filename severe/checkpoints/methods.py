@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from severe.checkpoints.tc_layouts import i3d_names, r3d_names
 from severe.synth import layouts
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -117,6 +118,10 @@ class MethodSpec:
     rules: tuple[InitRule, ...] = ()  # recognition protocol exceptions (docs/protocol.md §3)
     synthetic: Callable[[layouts.Weights], tuple[Any, Any]] | None = None  # writes a file of this layout
     task_notes: dict[str, str] = field(default_factory=dict)  # task -> what a run of this method does differently
+    pretraining_data: tuple[str, ...] = ()  # the release's pretraining datasets, main one first; a folder of that
+    # name in the file's path (or ``--pretraining-data``) selects the one recorded in meta['pretraining_data']
+    extra_files: dict[str, str] = field(default_factory=dict)  # further releases in this layout:
+    # file under checkpoints_pretraining/ -> name of its converted file (``severe convert --all``)
 
     def locate(self, obj: Any) -> tuple[str | None, dict[str, torch.Tensor], str] | None:
         """(container, its tensors, actual prefix) if the file has this method's layout, else None."""
@@ -160,22 +165,28 @@ SCRATCH_RULES: tuple[InitRule, ...] = (
              "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1")),
 )
 
+#: the original's I3D finetuning configs (ucf101, hmdb51, diving48; full training sets): 224 crops, so the test
+#: resize is int(224 / 0.875) = 256, 17 epochs at milestones 6/12/15, weight decay 1e-4; classifier dropout 0.5
+#: (its ucf101/hmdb51 scripts; no diving48 I3D command exists, so there it is inferred) - docs/protocol.md §3
+_TC_I3D_RECIPE = {"DATA.CROP": 224, "DATA.TEST_RESIZE": 256, "TRAIN.EPOCHS": 17, "TRAIN.MILESTONES": [6, 12, 15],
+                  "TRAIN.WEIGHT_DECAY": 1e-4, "MODEL.DROPOUT": 0.5}
+
 METHODS: dict[str, MethodSpec] = {m.name: m for m in [
     MethodSpec(
         "supervised", "Supervised Kinetics-400 (torchvision)", "fully_supervised_kinetics/r2plus1d_18-91a641e6.pth",
         "torchvision R2Plus1D_18_Weights.KINETICS400_V1 release", (None,), "", "stem.0.weight",
         extra_meta={"note": "trained with Kinetics mean/std; SEVERE feeds ImageNet statistics (faithful)"},
-        detect=9, synthetic=layouts.supervised,
+        detect=11, synthetic=layouts.supervised,
     ),
     MethodSpec(
         "selavi", "SeLaVi", "selavi/selavi_kinetics.pth", "authors' release",
         ("model",), "video_network.base.", "stem.0.weight", extra_check=_selavi_marks,
-        detect=5, synthetic=layouts.selavi,
+        detect=7, synthetic=layouts.selavi,
     ),
     MethodSpec(
         "moco", "MoCo (video)", "moco/checkpoint_0199.pth.tar", "VideoMoCo authors' release",
         ("state_dict",), "encoder_q.", "stem.0.weight", also_accepts=("video_moco",),
-        detect=7, synthetic=layouts.moco,
+        detect=9, synthetic=layouts.moco,
     ),
     MethodSpec(
         "video_moco", "VideoMoCo", "video_moco/r2plus1D_checkpoint_0199.pth.tar", "authors' release",
@@ -186,17 +197,17 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         "pretext_contrast", "Pretext-Contrast (PCL)", "pretext_contrast/pcl_r2p1d_res_ssl.pt", "authors' release",
         (None,), "base_network.", "0.0.weight", rename=numbered_stages,
         extra_meta={"note": "pretrained on residual frames; SEVERE feeds RGB with ImageNet statistics (faithful)"},
-        detect=8, synthetic=layouts.pretext_contrast,
+        detect=10, synthetic=layouts.pretext_contrast,
     ),
     MethodSpec(
         "rspnet", "RSPNet", "rspnet/snellius_checkpoint_epoch_200.pth.tar", "re-pretrained by the SEVERE authors",
         ("model",), "encoder_q.encoder.base_network.", "0.0.weight", rename=numbered_stages,
-        detect=3, synthetic=layouts.rspnet,
+        detect=5, synthetic=layouts.rspnet,
     ),
     MethodSpec(
         "avid_cma", "AVID-CMA", "avid_cma/avid_cma_ckpt-ep20.pth.tar", "re-pretrained by the SEVERE authors",
         ("model",), "video_model.", "stem.0.weight",
-        detect=4, synthetic=layouts.avid_cma,
+        detect=6, synthetic=layouts.avid_cma,
         rules=(InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (docs/protocol.md §3)"),),
     ),
     MethodSpec(
@@ -214,6 +225,21 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         detect=2, synthetic=layouts.tubelet_contrast,
         rules=(InitRule("tubelet_contrast", {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [8, 13, 16]},
                         "Tubelet-Contrast 1000-sample schedule", ("ucf101", "gym99"), num_examples=(1000,)),),
+        pretraining_data=("kinetics-400", "mini-kinetics"),
+        extra_files={"tubelet_contrast/mini-kinetics/r2+1d/epoch_100.pth": "tubelet_contrast_mini-kinetics"},
+    ),
+    MethodSpec(
+        "tubelet_contrast_r3d", "Tubelet-Contrast (R3D-18)", "tubelet_contrast/kinetics-400/r3d/epoch_100.pth",
+        "authors' release", ("state_dict",), "backbone.", "stem.conv.weight", rename=r3d_names, arch="r3d_18",
+        extra_meta={"bn_eps_pretraining": 0.001},
+        detect=3, synthetic=layouts.tubelet_contrast_r3d, pretraining_data=("kinetics-400",),
+    ),
+    MethodSpec(
+        "tubelet_contrast_i3d", "Tubelet-Contrast (I3D)", "tubelet_contrast/kinetics-400/i3d/epoch_100.pth",
+        "authors' release", ("state_dict",), "backbone.", "conv3d_1a_7x7.conv3d.weight", rename=i3d_names, arch="i3d",
+        detect=4, synthetic=layouts.tubelet_contrast_i3d, pretraining_data=("kinetics-400",),
+        rules=(InitRule("tubelet_contrast_i3d", _TC_I3D_RECIPE, "Tubelet-Contrast I3D recipe (crop 224, 17 epochs, "
+                        "dropout 0.5)", ("ucf101", "hmdb51", "diving48"), num_examples=(0,)),),
     ),
     MethodSpec(
         "tclr", "TCLR", "tclr/rpd18kin400.pth", "authors' release (modified layer4)",
@@ -230,9 +256,12 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         "gdt", "GDT", "gdt/gdt_K400.pth", "authors' release",
         ("model", "state_dict"), "video_network.base.", "stem.0.weight",
         extra_check=lambda obj, t: not _selavi_marks(obj, t),
-        detect=6, synthetic=layouts.gdt,
+        detect=8, synthetic=layouts.gdt,
     ),
 ]}
+
+from severe.checkpoints.vit_methods import VIT_METHOD_ROWS  # noqa: E402  (the ViT rows, checkpoints.md §4)
+METHODS.update({m.name: m for m in VIT_METHOD_ROWS})
 
 #: auto-detection order (docs/checkpoints.md §2.5), from the table's ``detect`` priorities
 DETECTION_ORDER: list[str] = sorted((m.name for m in METHODS.values() if m.detect is not None),

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 
 from severe.io import atomic_torch_save
+from severe.synth.layouts import random_state
 
 State = "OrderedDict[str, torch.Tensor]"
 
@@ -99,13 +100,15 @@ def _shapes(arch: str) -> dict[str, tuple[int, ...]]:
     return backbone_key_shapes(arch)
 
 
-def _checkpoint(arch: str, rename: Callable[[str], str], head: dict[str, tuple[int, ...]], seed: int,
-                dtype: torch.dtype) -> tuple[Any, State]:
-    from severe.synth.checkpoints import random_state  # lazy: that module imports the method table
+# Projection heads of the original MoCo configs (names under fc. / key_fc.).
+R3D_HEAD = {"0.weight": (512, 512), "0.bias": (512,), "2.weight": (128, 512), "2.bias": (128,)}
+I3D_HEAD = {"2.weight": (1024, 1024), "2.bias": (1024,), "4.weight": (128, 1024), "4.bias": (128,)}
 
-    shapes = _shapes(arch)
-    backbone = random_state(shapes, seed, dtype)
-    key_copy = random_state(shapes, seed + 1000, dtype)  # momentum encoder: different values
+
+def tc_object(backbone: State, key_copy: State, rename: Callable[[str], str], head: dict[str, tuple[int, ...]],
+              seed: int, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """The mmcv checkpoint object holding ``backbone`` (query) and ``key_copy`` (momentum encoder) under the
+    original names ``rename(key)``, seeded heads of shapes ``head`` and the queue."""
     fc = random_state(head, seed + 10, dtype)
     sd: dict[str, torch.Tensor] = {}
     sd.update({"backbone." + rename(k): v for k, v in backbone.items()})
@@ -115,21 +118,27 @@ def _checkpoint(arch: str, rename: Callable[[str], str], head: dict[str, tuple[i
     g = torch.Generator().manual_seed(seed + 11)
     sd["queue"] = torch.nn.functional.normalize(torch.randn(128, _QUEUE, generator=g), dim=0)
     sd["queue_ptr"] = torch.zeros(1, dtype=torch.long)
-    return {"meta": dict(_META), "state_dict": sd, "optimizer": _OPTIMIZER}, backbone
+    return {"meta": dict(_META), "state_dict": sd, "optimizer": _OPTIMIZER}
+
+
+def _checkpoint(arch: str, rename: Callable[[str], str], head: dict[str, tuple[int, ...]], seed: int,
+                dtype: torch.dtype) -> tuple[Any, State]:
+    shapes = _shapes(arch)
+    backbone = random_state(shapes, seed, dtype)
+    key_copy = random_state(shapes, seed + 1000, dtype)  # momentum encoder: different values
+    return tc_object(backbone, key_copy, rename, head, seed, dtype), backbone
 
 
 def tc_r3d_checkpoint(seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Any, State]:
     """(Tubelet-Contrast R3D-18 checkpoint object, the r3d_18 state_dict it must convert to).
     Heads as the original's ResNet MoCo head: ``fc.0`` 512->512, ``fc.2`` 512->128."""
-    head = {"0.weight": (512, 512), "0.bias": (512,), "2.weight": (128, 512), "2.bias": (128,)}
-    return _checkpoint("r3d_18", original_r3d_name, head, seed, dtype)
+    return _checkpoint("r3d_18", original_r3d_name, R3D_HEAD, seed, dtype)
 
 
 def tc_i3d_checkpoint(seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Any, State]:
     """(Tubelet-Contrast I3D checkpoint object, the i3d state_dict it must convert to).
     Heads as the original's I3D head (pool, flatten, ``fc.2`` 1024->1024, ReLU, ``fc.4`` 1024->128)."""
-    head = {"2.weight": (1024, 1024), "2.bias": (1024,), "4.weight": (128, 1024), "4.bias": (128,)}
-    return _checkpoint("i3d", i3d_names, head, seed, dtype)
+    return _checkpoint("i3d", i3d_names, I3D_HEAD, seed, dtype)
 
 
 def write_tc_r3d(path: str | Path, seed: int = 0, dtype: torch.dtype = torch.float32) -> State:

@@ -1,6 +1,7 @@
-"""Backbones (R(2+1)D-18, its TCLR variant, R3D-18, or any registered one) and heads."""
+"""Backbones (R(2+1)D-18, its TCLR variant, R3D-18, I3D, or any registered one) and heads."""
 
 from severe.models.backbones import VideoBackbone
+from severe.models import vit as _vit  # noqa: F401  (registers the ViT backbones after the CNNs)
 from severe.models.contract import check_backbone_contract
 from severe.models.heads import AuxiliaryHead, VideoClassifier, linear_head
 from severe.models.registry import (

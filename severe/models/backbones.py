@@ -1,5 +1,5 @@
-"""Video backbones: torchvision R(2+1)D-18, the TCLR layer4 variant, and R3D-18, registered in
-:data:`severe.models.registry.BACKBONES`.
+"""Video backbones: torchvision R(2+1)D-18, the TCLR layer4 variant, R3D-18 and the Inception-v1 I3D
+(:mod:`severe.models.i3d`), registered in :data:`severe.models.registry.BACKBONES`.
 
 A backbone is the network without its classifier: ``stem`` and ``layer1..layer4`` keep torchvision's
 module names, so its ``state_dict`` has exactly torchvision's keys without ``fc.*`` (the converted
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchvision.models.video import r2plus1d_18, r3d_18
 
+from severe.models.i3d import I3D_SPEC, build_i3d
 from severe.models.registry import (  # noqa: F401  (re-exported: the former home of these names)
     ARCHITECTURES,
     BACKBONES,
@@ -78,3 +79,5 @@ register_backbone("r2plus1d_18", _r2plus1d_18, family="r2plus1d", feature_dim=51
 register_backbone("r2plus1d_18_tclr", _r2plus1d_18_tclr, family="r2plus1d", feature_dim=512, temporal_stride=4,
                   spatial_stride=16)
 register_backbone("r3d_18", _r3d_18, family="r3d", feature_dim=512, temporal_stride=8, spatial_stride=16)
+# I3D: mixed_5c is 1024-d at strides 8 (time) / 32 (space); 32 x 224 x 224 clips -> 4 x 7 x 7 (severe.models.i3d).
+register_backbone("i3d", build_i3d, **I3D_SPEC)

@@ -38,7 +38,9 @@ class BackboneSpec:
 
     ``temporal_stride``/``spatial_stride`` are those of ``forward_features``; ``default_frames``/``default_crop``
     the clip the architecture is usually run on; ``mean``/``std`` the RGB input normalisation of a scratch run
-    (converted weights carry their own convention in ``meta['normalize']``, which wins).
+    (converted weights carry their own convention in ``meta['normalize']``, which wins). ``test_twin`` names a
+    registered small architecture built by the same code (same family and strides) that the registry-wide
+    tests build instead of this one (docs/adding_a_backbone.md), None = tests build this one.
     """
 
     name: str
@@ -51,6 +53,7 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     builder: Callable[[], nn.Module]
+    test_twin: str | None = None
 
 
 BACKBONES: dict[str, BackboneSpec] = {}
@@ -90,7 +93,8 @@ def _triple(name: str, key: str, value: Sequence[float]) -> tuple[float, float, 
 
 def register_backbone(name: str, builder: Callable[[], nn.Module], *, feature_dim: int, temporal_stride: int,
                       spatial_stride: int, family: str = "custom", default_frames: int = 32, default_crop: int = 112,
-                      mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> BackboneSpec:
+                      mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                      test_twin: str | None = None) -> BackboneSpec:
     """Add an architecture (selected with ``MODEL.ARCH name``); ``builder()`` returns a randomly initialised
     module honouring the contract in this module's docstring. Returns the new spec."""
     if not isinstance(name, str) or not name:
@@ -99,13 +103,23 @@ def register_backbone(name: str, builder: Callable[[], nn.Module], *, feature_di
         raise SevereError(f"architecture '{name}' is already registered; choose another name")
     if not callable(builder):
         raise SevereError(f"register_backbone('{name}'): builder must be callable, got {builder!r}")
+    if test_twin is not None:
+        twin = BACKBONES.get(test_twin)
+        if twin is None:
+            raise SevereError(f"register_backbone('{name}'): test_twin '{test_twin}' is not registered; register "
+                              f"the small twin first")
+        if (twin.family, twin.temporal_stride, twin.spatial_stride) != (str(family), temporal_stride, spatial_stride):
+            raise SevereError(f"register_backbone('{name}'): test_twin '{test_twin}' has family/strides "
+                              f"{(twin.family, twin.temporal_stride, twin.spatial_stride)}, not "
+                              f"{(str(family), temporal_stride, spatial_stride)}")
     spec = BackboneSpec(
         name=name, family=str(family), feature_dim=_positive_int(name, "feature_dim", feature_dim),
         temporal_stride=_positive_int(name, "temporal_stride", temporal_stride),
         spatial_stride=_positive_int(name, "spatial_stride", spatial_stride),
         default_frames=_positive_int(name, "default_frames", default_frames),
         default_crop=_positive_int(name, "default_crop", default_crop),
-        mean=_triple(name, "mean", mean), std=_triple(name, "std", std), builder=builder)
+        mean=_triple(name, "mean", mean), std=_triple(name, "std", std), builder=builder,
+        test_twin=test_twin)
     BACKBONES[name] = spec
     _KEY_CACHE.pop(name, None)
     return spec

@@ -64,3 +64,19 @@ VIT_ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = _table()
 def build_vit(name: str, **overrides: Any) -> nn.Module:
     """Build the named ViT backbone (KeyError for an unknown name; the registry reports user mistakes)."""
     return VIT_ARCHS[name][0](**overrides)
+
+
+def register_vit_backbones() -> None:
+    """Register every ViT of :data:`VIT_ARCHS` (tiny twins first: a ViT-B names its twin as ``test_twin``, so the
+    registry-wide tests build the same code at width 64 instead of 86-121 M parameters)."""
+    from severe.models.registry import BACKBONES, register_backbone
+
+    for name in sorted(VIT_ARCHS, key=lambda n: not n.startswith("vit_tiny_")):
+        if name in BACKBONES:
+            continue
+        builder, fields = VIT_ARCHS[name]
+        twin = name.replace("vit_b_", "vit_tiny_", 1) if name.startswith("vit_b_") else None
+        register_backbone(name, builder, test_twin=twin if twin in VIT_ARCHS else None, **fields)
+
+
+register_vit_backbones()

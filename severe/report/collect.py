@@ -1,5 +1,10 @@
 """Gather the ``results.json`` files under some directories into one cell per (initialisation, experiment).
 
+An initialisation's row is keyed by its method id, extended with what its results' ``init`` record says when
+that is not the benchmark's default: a backbone outside the R(2+1)D-18 family (``tubelet_contrast_i3d (i3d)``,
+``scratch (r3d_18)``) and a pretraining dataset other than the method's main release
+(``tubelet_contrast (mini-kinetics)``), so such runs never share a cell with the default ones.
+
 Several seeds of the same cell are averaged (mean, sample std, n). Two records of the same
 initialisation, experiment, mode and seed must agree (a copied run directory is counted once); if
 they disagree, that is an error naming both files. Records of one experiment id must agree on factor
@@ -10,13 +15,31 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from severe.checkpoints.methods import METHODS
 from severe.errors import SevereError
 from severe.experiments import EXPERIMENTS
+from severe.models.registry import BACKBONES
 from severe.results import RESULTS_FILE, read_results
+
+#: the backbone family of the benchmark's rows; other families are named in the row label
+DEFAULT_FAMILY = "r2plus1d"
+
+
+def row_key(init: str, arch: str | None = None, pretraining_data: str | None = None) -> str:
+    """The row of an initialisation: ``init``, plus ``(arch, dataset)`` for a backbone outside the R(2+1)D-18
+    family and a pretraining dataset other than the method's main release (see the module doc)."""
+    parts = []
+    spec = BACKBONES.get(arch) if arch else None
+    if arch and (spec is None or spec.family != DEFAULT_FAMILY):
+        parts.append(arch)
+    releases = METHODS[init].pretraining_data if init in METHODS else ()
+    if pretraining_data and pretraining_data != (releases[0] if releases else None):
+        parts.append(pretraining_data)
+    return f"{init} ({', '.join(parts)})" if parts else init
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,12 @@ class Run:
     seed: int
     value: float
     higher_is_better: bool
+    arch: str | None = None  # the results' init.arch (None in records without one)
+    pretraining_data: str | None = None  # the results' init.pretraining_data
+
+    @property
+    def row(self) -> str:
+        return row_key(self.init, self.arch, self.pretraining_data)
 
 
 @dataclass(frozen=True)
@@ -57,8 +86,9 @@ class ExperimentInfo:
 @dataclass
 class Collection:
     runs: list[Run]
-    cells: dict[tuple[str, str, str], Cell]  # (init, experiment_id, mode) -> cell
+    cells: dict[tuple[str, str, str], Cell]  # (row key, experiment_id, mode) -> cell; see row_key
     experiments: dict[tuple[str, str], ExperimentInfo]  # (experiment_id, mode) -> info
+    rows: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # row key -> (init, arch); absent: (key, None)
 
     @property
     def inits(self) -> list[str]:
@@ -77,6 +107,17 @@ def _field(data: dict, path: Path, key: str, kind: type | tuple[type, ...]):
     return node
 
 
+def _optional_text(data: dict, path: Path, key: str) -> str | None:
+    """``init.<key>`` of a results record: None when absent, else a non-empty string."""
+    init = data.get("init")
+    value = init.get(key) if isinstance(init, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise SevereError(f"{path}: 'init.{key}' must be a non-empty string, got {value!r}")
+    return value
+
+
 def read_run(path: Path) -> Run:
     """Read and validate one results file (see :func:`severe.results.read_results`)."""
     data = read_results(path)
@@ -89,6 +130,8 @@ def read_run(path: Path) -> Run:
         seed=_field(data, path, "seed", int),
         value=float(_field(data, path, "primary.value", (int, float))),
         higher_is_better=_field(data, path, "primary.higher_is_better", bool),
+        arch=_optional_text(data, path, "arch"),
+        pretraining_data=_optional_text(data, path, "pretraining_data"),
     )
     for key in ("init", "experiment_id", "mode", "factor"):
         if not getattr(run, key).strip():
@@ -146,11 +189,11 @@ def aggregate(runs: list[Run]) -> Collection:
                                   f"higher_is_better={other.higher_is_better} but {run.path} says factor={info.factor}, "
                                   f"higher_is_better={info.higher_is_better}")
         experiments.setdefault((run.experiment_id, run.mode), (info, run.path))
-        key = (run.init, run.experiment_id, run.mode, run.seed)
+        key = (run.row, run.experiment_id, run.mode, run.seed)
         if key in by_seed:
             first = by_seed[key]
             if not math.isclose(first.value, run.value, rel_tol=0.0, abs_tol=1e-9):
-                raise SevereError(f"conflicting results for init '{run.init}', experiment '{run.experiment_id}' "
+                raise SevereError(f"conflicting results for init '{run.row}', experiment '{run.experiment_id}' "
                                   f"({run.mode}), seed {run.seed}: {first.value} in {first.path} vs {run.value} in "
                                   f"{run.path}; remove one of the two run directories")
             continue  # the same run reached twice (a copy): count it once
@@ -163,8 +206,9 @@ def aggregate(runs: list[Run]) -> Collection:
         values = [r.value for r in group]
         cells[key] = Cell(mean=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else None,
                           n=len(values), seeds=tuple(r.seed for r in group), paths=tuple(r.path for r in group))
+    rows = {run.row: (run.init, run.arch) for run in by_seed.values()}
     return Collection(runs=list(by_seed.values()), cells=cells,
-                      experiments={k: info for k, (info, _) in experiments.items()})
+                      experiments={k: info for k, (info, _) in experiments.items()}, rows=rows)
 
 
 def collect(dirs: Iterable[str | Path]) -> Collection:

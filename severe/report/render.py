@@ -108,15 +108,17 @@ def to_markdown(report: Report) -> str:
 # ------------------------------------------------------------------------------------------- csv
 
 def to_csv(report: Report) -> str:
-    """One line per row: values at table precision, empty when missing; columns named by experiment id."""
+    """One line per row: values at table precision, empty when missing; columns named by experiment id; last, the
+    backbone (the results' architecture id, or the published row's backbone; empty when not recorded)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["row", "init", "published", *(c.key for c in report.columns), "severe_mean", "mean_rank", "ranked_columns"])
+    w.writerow(["row", "init", "published", *(c.key for c in report.columns), "severe_mean", "mean_rank", "ranked_columns",
+                "backbone"])
     for row in report.rows:
         values = [fmt(row.cells[c.key].mean, c.decimals) if c.key in row.cells else "" for c in report.columns]
         w.writerow([row.label, row.init, "true" if row.published else "false", *values,
                     fmt(row.mean, 2) if row.mean is not None else "", _mean_rank_text(report, row, False),
-                    len(row.ranks)])
+                    len(row.ranks), row.backbone or ""])
     return buf.getvalue()
 
 

@@ -1,6 +1,9 @@
 """The SEVERE table as data: columns grouped by factor, one row per initialisation (plus published rows),
 the SEVERE mean and the mean rank. Formatting lives in :mod:`severe.report.render`.
 
+Rows: one per initialisation and, where it is not R(2+1)D-18, backbone (``tubelet_contrast_i3d (i3d)``; see
+:func:`severe.report.collect.row_key`), in the method table's order.
+
 Columns: the ``severe`` view is always the 8 SEVERE-benchmark columns (missing cells stay missing); the
 ``all`` view is every experiment found in the results, grouped by factor (domain, samples, granularity,
 linear, task) in the paper's order. A run whose mode is not its experiment's usual one (e.g. the
@@ -50,6 +53,7 @@ class Row:
     mean: float | None = None  # SEVERE mean
     ranks: dict[str, float] = field(default_factory=dict)  # shown column key -> rank
     mean_rank: float | None = None
+    backbone: str | None = None  # the results' init.arch (user rows) or the published backbone
 
 
 @dataclass
@@ -119,16 +123,17 @@ def _sort_key(c: Column) -> tuple:
 
 def _user_rows(collection: Collection, found: dict[tuple[str, str], Column]) -> list[Row]:
     rows: dict[str, Row] = {}
-    for (init, exp, mode), cell in collection.cells.items():
-        row = rows.setdefault(init, Row(init, init, init, False, {}))
+    for (key, exp, mode), cell in collection.cells.items():
+        init, arch = collection.rows.get(key, (key, None))
+        row = rows.setdefault(key, Row(key, key, init, False, {}, backbone=arch))
         row.cells[found[(exp, mode)].key] = cell
     order = {m: i for i, m in enumerate(INIT_ORDER)}  # the method table's order; others follow alphabetically
-    return sorted(rows.values(), key=lambda r: (order.get(r.init, len(order)), r.init))
+    return sorted(rows.values(), key=lambda r: (order.get(r.init, len(order)), r.init, r.key))
 
 
 def _published_row(m: ReferenceMethod) -> Row:
     label = m.id + PUBLISHED_SUFFIX
-    return Row(label, label, m.id, True, {k: Cell(mean=v) for k, v in m.results.items()})
+    return Row(label, label, m.id, True, {k: Cell(mean=v) for k, v in m.results.items()}, backbone=m.backbone)
 
 
 def _interleave(user: list[Row], published: list[Row]) -> list[Row]:

@@ -35,6 +35,12 @@ VARIANTS = {
     "upstream": "upstream CtP mid channels 288/576/1152 (ctp, tubelet_contrast): must be refused",
     "fair": "FAIR's AVID-CMA release names (avid_cma): must be refused",
     "vcop": "released RSPNet VCOP R(2+1)D names (rspnet): must be refused",
+    "finetuned": "DeepSpeed finetuned save under 'module' with head and fc_norm (videomae)",
+    "hf": "Hugging Face transformers names (videomae, supervised_vit, svt)",
+    "momentum": "encoder under encoder_q.encoder.model. (mme)",
+    "video_text": "the video-text (multi-modality) file (umt)",
+    "student_only": "SVT file without its teacher (svt): must be refused",
+    "bare_teacher": "the SVT teacher state dict alone (svt)",
 }
 
 
@@ -46,8 +52,9 @@ def synthetic_checkpoint(method: str, seed: int = 0, variant: str | None = None,
     if variant not in VARIANTS:
         raise SevereError(f"unknown synthetic variant '{variant}'; known: {', '.join(str(v) for v in VARIANTS)}")
     spec = METHODS[method]
-    backbone = backbone_state(spec.arch, seed, dtype)
-    other = backbone_state(spec.arch, seed + 1000, dtype)  # momentum encoder / key copy: different values
+    arch = getattr(spec, "synthetic_arch", spec.arch)  # ViT rows write their tiny twin (small files)
+    backbone = backbone_state(arch, seed, dtype)
+    other = backbone_state(arch, seed + 1000, dtype)  # momentum encoder / key copy: different values
     return spec.synthetic(Weights(backbone, other, seed, variant))
 
 

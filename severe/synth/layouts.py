@@ -57,6 +57,11 @@ def random_state(shapes: dict[str, tuple[int, ...]], seed: int, dtype: torch.dty
     return out
 
 
+def _noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Seeded N(0, 1) junk (queues, memory banks): a synthetic file is fully determined by its seed."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
 def _prefixed(prefix: str, state: dict[str, torch.Tensor], rename: Callable[[str], str] = lambda k: k) -> dict:
     return {prefix + rename(k): v for k, v in state.items()}
 
@@ -145,7 +150,7 @@ def selavi(w: Weights) -> tuple[Any, State]:
 def _moco(w: Weights, fc: State) -> tuple[Any, State]:
     m = w.module
     sd = {**_prefixed(m + "encoder_q.", {**w.backbone, **fc}), **_prefixed(m + "encoder_k.", {**w.other, **fc}),
-          m + "queue": torch.randn(128, 4096), m + "queue_ptr": torch.zeros(1, dtype=torch.long)}
+          m + "queue": _noise((128, 4096), w.seed + 20), m + "queue_ptr": torch.zeros(1, dtype=torch.long)}
     return {"state_dict": sd, "epoch": 200, "arch": "r2plus1d_18", "optimizer": _OPTIMIZER}, w.backbone
 
 
@@ -177,7 +182,7 @@ def rspnet(w: Weights) -> tuple[Any, State]:
     heads = random_state({**_linear("fc1.2", 128, 512), **_linear("fc2.2", 128, 512)}, seed + 5)
     model = {**_prefixed("encoder_q.encoder.base_network.", bb, to_numbered_name), **_prefixed("encoder_q.", heads),
              **_prefixed("encoder_k.encoder.base_network.", w.other, to_numbered_name), **_prefixed("encoder_k.", heads),
-             "queue": torch.randn(128, 1024), "queue_ptr": torch.zeros(1, dtype=torch.long)}
+             "queue": _noise((128, 1024), seed + 21), "queue_ptr": torch.zeros(1, dtype=torch.long)}
     return {"model": model, "epoch": 200, "arch": "r2plus1d_18", "best_loss": 1.5, "optimizer": _OPTIMIZER,
             "scheduler": {"last_epoch": 200}}, bb
 
@@ -195,7 +200,7 @@ def avid_cma(w: Weights) -> tuple[Any, State]:
                                   **_linear(f"{side}_proj.projection.4", 128, 512)}, seed + 6))
     model = {**_prefixed(m + "video_model.", bb), **_prefixed(m + "video_model.", random_state(_linear("fc", 400, 512), seed + 8)),
              **_prefixed(m + "audio_model.", _audio_resnet(seed + 2)), **_prefixed(m, proj)}
-    criterion = {"memory_video": torch.randn(64, 128), "memory_audio": torch.randn(64, 128)}
+    criterion = {"memory_video": _noise((64, 128), seed + 22), "memory_audio": _noise((64, 128), seed + 23)}
     return {"model": model, "epoch": 20, "optimizer": _OPTIMIZER, "train_criterion": criterion}, bb
 
 
@@ -222,8 +227,28 @@ def tubelet_contrast(w: Weights) -> tuple[Any, State]:
     def heads() -> dict:
         fc = random_state({**_linear("0", 512, 512), **_linear("2", 128, 512)}, w.seed + 10)
         return {**_prefixed("key_encoder.", w.other, to_ctp_name), **_prefixed("fc.", fc), **_prefixed("key_fc.", fc),
-                "queue": torch.randn(128, 1024), "queue_ptr": torch.zeros(1, dtype=torch.long)}
+                "queue": _noise((128, 1024), w.seed + 24), "queue_ptr": torch.zeros(1, dtype=torch.long)}
     return _mmcv(w, heads)
+
+
+def _tc_release(w: Weights, names: str) -> tuple[Any, State]:
+    """Tubelet-Contrast's R3D-18 / I3D release (severe.checkpoints.tc_layouts): mmcv layout, original names."""
+    from severe.checkpoints import tc_layouts as tc  # lazy: the method table imports this module
+
+    rename, head = {"r3d": (tc.original_r3d_name, tc.R3D_HEAD), "i3d": (tc.i3d_names, tc.I3D_HEAD)}[names]
+    dtype = next(v.dtype for v in w.backbone.values() if v.is_floating_point())
+    return tc.tc_object(w.backbone, w.other, rename, head, w.seed, dtype), w.backbone
+
+
+def tubelet_contrast_r3d(w: Weights) -> tuple[Any, State]:
+    """mmcv layout with pyvrl R3D-18 names (``stem.conv``, ``bn1``, ``downsample_bn``), key encoder, heads, queue."""
+    return _tc_release(w, "r3d")
+
+
+def tubelet_contrast_i3d(w: Weights) -> tuple[Any, State]:
+    """mmcv layout with Inception-v1 I3D names (``conv3d_1a_7x7.conv3d``, ``mixed_3b.branch_1.0.batch3d``), key
+    encoder, heads, queue."""
+    return _tc_release(w, "i3d")
 
 
 def tclr(w: Weights) -> tuple[Any, State]:

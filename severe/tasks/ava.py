@@ -40,7 +40,8 @@ def ava_defaults() -> CfgNode:
     c = slowfast_defaults("ava")
     c.DETECTION = CfgNode()
     c.DETECTION.ROI_XFORM_RESOLUTION = 7
-    c.DETECTION.SPATIAL_SCALE_FACTOR = 16  # feature stride: RoIAlign spatial_scale = 1 / this
+    c.DETECTION.SPATIAL_SCALE_FACTOR = 0  # feature stride (RoIAlign spatial_scale = 1 / stride): 0 = the backbone's
+    # spatial stride (16 for the R(2+1)D-18 family, 32 for I3D); any other value must equal it
     c.AVA = CfgNode()
     c.AVA.DETECTION_SCORE_THRESH = 0.9
     c.AVA.TRAIN_LISTS = ["train.csv"]  # frame lists under ava/frame_lists/
@@ -135,8 +136,9 @@ class AvaTask(SlowFastTask):
 
     def validate(self, cfg: CfgNode) -> None:
         raise_first(validate_common(cfg, get_dataset("ava").num_classes, "ava") + [
-            (cfg.DETECTION.ROI_XFORM_RESOLUTION > 0 and cfg.DETECTION.SPATIAL_SCALE_FACTOR > 0,
-             "DETECTION.ROI_XFORM_RESOLUTION and DETECTION.SPATIAL_SCALE_FACTOR must be positive"),
+            (cfg.DETECTION.ROI_XFORM_RESOLUTION > 0 and cfg.DETECTION.SPATIAL_SCALE_FACTOR >= 0,
+             "DETECTION.ROI_XFORM_RESOLUTION must be positive and DETECTION.SPATIAL_SCALE_FACTOR >= 0 (0 = the "
+             "backbone's stride)"),
             (0.0 <= cfg.AVA.DETECTION_SCORE_THRESH <= 1.0,
              f"AVA.DETECTION_SCORE_THRESH must be in [0, 1], got {cfg.AVA.DETECTION_SCORE_THRESH}"),
             (all(len(cfg.AVA[k]) > 0 for k in ("TRAIN_LISTS", "TEST_LISTS", "TEST_PREDICT_BOX_LISTS")),
@@ -160,8 +162,12 @@ class AvaTask(SlowFastTask):
 
     def build_model(self, cfg: CfgNode, meta: dict, weights) -> DetectionModel:
         backbone = lifecycle.make_backbone(meta["arch"], weights)
+        stride, given = backbone.spec.spatial_stride, cfg.DETECTION.SPATIAL_SCALE_FACTOR
+        if given and given != stride:
+            raise SevereError(f"DETECTION.SPATIAL_SCALE_FACTOR {given:g} does not match the spatial stride {stride} of "
+                              f"backbone '{backbone.arch}'; set it to {stride} or to 0 (the backbone's stride)")
         head = RoIHead(backbone.feature_dim, cfg.MODEL.NUM_CLASSES, cfg.DETECTION.ROI_XFORM_RESOLUTION,
-                       1.0 / cfg.DETECTION.SPATIAL_SCALE_FACTOR, cfg.MODEL.DROPOUT)
+                       1.0 / stride, cfg.MODEL.DROPOUT)
         return DetectionModel(backbone, head)
 
     def train_step(self, job: Job, data: AvaData):

@@ -39,10 +39,10 @@ def charades_defaults() -> CfgNode:
     c.DATA.SAMPLING_RATE = 8
     c.DATA.TRAIN_JITTER_SCALES = [256, 340]
     c.MODEL.NUM_CLASSES = 157
-    c.SOLVER.BASE_LR = 0.0375
+    c.TRAIN.LR = 0.0375
     c.SOLVER.STEPS = [0, 41, 49]
     c.SOLVER.LRS = [1.0, 0.1, 0.01]
-    c.SOLVER.WEIGHT_DECAY = 1e-4
+    c.TRAIN.WEIGHT_DECAY = 1e-4
     c.SOLVER.WARMUP_EPOCHS = 4.0
     c.SOLVER.WARMUP_START_LR = 0.0001
     c.BN.USE_PRECISE_STATS = True  # recompute BN statistics at checkpoint epochs and the last epoch

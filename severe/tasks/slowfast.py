@@ -40,14 +40,14 @@ def slowfast_defaults(task: str) -> CfgNode:
     c.DATA.STD = [0.225, 0.225, 0.225]
     c.MODEL.NUM_CLASSES = 80
     c.MODEL.DROPOUT = 0.5
-    c.SOLVER = CfgNode()
-    c.SOLVER.BASE_LR = 0.1
+    c.TRAIN.LR = 0.1  # base lr (PySlowFast: SOLVER.BASE_LR)
+    c.TRAIN.MOMENTUM = 0.9  # SOLVER.MOMENTUM
+    c.TRAIN.NESTEROV = True  # SOLVER.NESTEROV
+    c.TRAIN.WEIGHT_DECAY = 1e-7  # SOLVER.WEIGHT_DECAY
+    c.SOLVER = CfgNode()  # PySlowFast's relative-steps schedule (no counterpart in the other tasks)
     c.SOLVER.LR_POLICY = "steps_with_relative_lrs"
     c.SOLVER.STEPS = [0, 10, 15, 20]  # epochs where each relative lr starts
     c.SOLVER.LRS = [1.0, 0.1, 0.01, 0.001]  # relative lrs (entries past len(STEPS) are never used)
-    c.SOLVER.MOMENTUM = 0.9
-    c.SOLVER.NESTEROV = True
-    c.SOLVER.WEIGHT_DECAY = 1e-7
     c.SOLVER.WARMUP_EPOCHS = 5.0
     c.SOLVER.WARMUP_START_LR = 0.000125
     c.BN = CfgNode()
@@ -56,10 +56,10 @@ def slowfast_defaults(task: str) -> CfgNode:
     return c
 
 
-def _relative_steps(s: CfgNode):
+def _relative_steps(s: CfgNode, base_lr: float):
     from severe.engine import RelativeStepsLR
 
-    return RelativeStepsLR(s.BASE_LR, list(s.STEPS), list(s.LRS)[: len(s.STEPS)], warmup_epochs=s.WARMUP_EPOCHS,
+    return RelativeStepsLR(base_lr, list(s.STEPS), list(s.LRS)[: len(s.STEPS)], warmup_epochs=s.WARMUP_EPOCHS,
                            warmup_start_lr=s.WARMUP_START_LR)
 
 
@@ -70,10 +70,10 @@ def solver_from_config(cfg: CfgNode):
     """(OptimizerSpec, LRSchedule) of PySlowFast's SGD recipe: momentum, Nesterov, weight decay, BN decay."""
     from severe.engine import OptimizerSpec
 
-    s = cfg.SOLVER
-    spec = OptimizerSpec("sgd", weight_decay=s.WEIGHT_DECAY, momentum=s.MOMENTUM, nesterov=s.NESTEROV,
+    t = cfg.TRAIN
+    spec = OptimizerSpec("sgd", weight_decay=t.WEIGHT_DECAY, momentum=t.MOMENTUM, nesterov=t.NESTEROV,
                          bn_weight_decay=cfg.BN.WEIGHT_DECAY)
-    return spec, SCHEDULES[s.LR_POLICY](s)
+    return spec, SCHEDULES[cfg.SOLVER.LR_POLICY](cfg.SOLVER, t.LR)
 
 
 def validate_common(cfg: CfgNode, num_classes: int, task: str) -> list[tuple[bool, str]]:
@@ -97,9 +97,10 @@ def validate_common(cfg: CfgNode, num_classes: int, task: str) -> list[tuple[boo
          f"SOLVER.STEPS must start at 0 and increase, got {list(s.STEPS)}"),
         (len(s.LRS) >= len(s.STEPS), f"SOLVER.LRS ({len(s.LRS)} values) needs one value per SOLVER.STEPS entry ({len(s.STEPS)})"),
         (cfg.TRAIN.EPOCHS > 0, f"TRAIN.EPOCHS must be positive, got {cfg.TRAIN.EPOCHS}"),
-        (s.BASE_LR > 0 and s.WARMUP_EPOCHS >= 0 and s.WARMUP_START_LR >= 0,
-         "SOLVER.BASE_LR must be > 0, SOLVER.WARMUP_EPOCHS and SOLVER.WARMUP_START_LR >= 0"),
-        (s.WEIGHT_DECAY >= 0 and cfg.BN.WEIGHT_DECAY >= 0, "SOLVER.WEIGHT_DECAY and BN.WEIGHT_DECAY must be >= 0"),
+        (cfg.TRAIN.LR > 0 and s.WARMUP_EPOCHS >= 0 and s.WARMUP_START_LR >= 0,
+         "TRAIN.LR (SOLVER.BASE_LR) must be > 0, SOLVER.WARMUP_EPOCHS and SOLVER.WARMUP_START_LR >= 0"),
+        (cfg.TRAIN.WEIGHT_DECAY >= 0 and cfg.BN.WEIGHT_DECAY >= 0,
+         "TRAIN.WEIGHT_DECAY (SOLVER.WEIGHT_DECAY) and BN.WEIGHT_DECAY must be >= 0"),
         (cfg.DATA.NUM_WORKERS >= 0, "DATA.NUM_WORKERS must be >= 0"),
     ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 
+from severe.checkpoints.vit_methods import ViTMethodSpec
 from severe.checkpoints.methods import DETECTION_ORDER, INIT_ORDER, METHODS, PROTOCOL_RULES, SCRATCH, InitRule
 from severe.experiments import EXPERIMENT_LIST
 from severe.recognition.config import MODES, flatten_settings, init_overrides
@@ -27,6 +28,10 @@ ORACLE = [
      "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1"), ("finetune",), ()),
     ("tubelet_contrast", {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [8, 13, 16]}, "Tubelet-Contrast 1000-sample schedule",
      ("ucf101", "gym99"), ("finetune",), (1000,)),
+    ("tubelet_contrast_i3d", {"DATA.CROP": 224, "DATA.TEST_RESIZE": 256, "TRAIN.EPOCHS": 17,
+                              "TRAIN.MILESTONES": [6, 12, 15], "TRAIN.WEIGHT_DECAY": 1e-4, "MODEL.DROPOUT": 0.5},
+     "Tubelet-Contrast I3D recipe (crop 224, 17 epochs, dropout 0.5)", ("ucf101", "hmdb51", "diving48"),
+     ("finetune",), (0,)),
 ]
 
 
@@ -58,14 +63,16 @@ def test_rules_sit_on_the_row_of_their_method():
 
 
 def test_detection_and_report_order_come_from_the_table():
-    assert DETECTION_ORDER == ["tclr", "ctp", "tubelet_contrast", "rspnet", "avid_cma", "selavi", "gdt", "moco",
-                               "pretext_contrast", "supervised"]
+    cnn = [m for m in DETECTION_ORDER if not isinstance(METHODS[m], ViTMethodSpec)]  # ViT rows: test_vit_methods.py
+    assert cnn == ["tclr", "ctp", "tubelet_contrast", "tubelet_contrast_r3d", "tubelet_contrast_i3d",
+                   "rspnet", "avid_cma", "selavi", "gdt", "moco", "pretext_contrast", "supervised"]
     # every method is found by its layout, or by another method whose layout it shares
     for m in METHODS.values():
         assert m.detect is not None or any(METHODS[o].detect is not None for o in m.also_accepts), m.name
         assert m.synthetic is not None, m.name
-    assert INIT_ORDER == ("scratch", "supervised", "selavi", "moco", "video_moco", "pretext_contrast", "rspnet",
-                          "avid_cma", "ctp", "tubelet_contrast", "tclr", "gdt")
+    assert tuple(m for m in INIT_ORDER if not isinstance(METHODS.get(m), ViTMethodSpec)) == (
+        "scratch", "supervised", "selavi", "moco", "video_moco", "pretext_contrast", "rspnet", "avid_cma", "ctp",
+        "tubelet_contrast", "tubelet_contrast_r3d", "tubelet_contrast_i3d", "tclr", "gdt")
     # the report orders its rows by the table, then unknown initialisations alphabetically
     inits = ["zzz_mine", "gdt", "aaa_mine", "scratch", "tclr", "supervised"]
     cells = {(i, "ucf101", "finetune"): Cell(mean=1.0) for i in inits}

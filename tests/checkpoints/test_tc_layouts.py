@@ -1,5 +1,5 @@
 """Tubelet-Contrast R3D-18 and I3D layouts: name mapping, synthetic files in the original layout, and an
-exact, strictly verified conversion (directly, and through convert_object with the proposed method rows)."""
+exact, strictly verified conversion (directly, and through convert_object with the method rows)."""
 
 import re
 
@@ -7,10 +7,9 @@ import pytest
 import torch
 from torchvision.models.video import r3d_18
 
-from severe.checkpoints import convert as convert_mod
 from severe.checkpoints.convert import convert_object, detect_method
 from severe.checkpoints.loading import read_checkpoint
-from severe.checkpoints.methods import METHODS, MethodSpec
+from severe.checkpoints.methods import METHODS
 from severe.checkpoints.tc_layouts import (
     i3d_names,
     original_r3d_name,
@@ -19,9 +18,8 @@ from severe.checkpoints.tc_layouts import (
     write_tc_r3d,
 )
 from severe.errors import SevereError
-from severe.models import registry
-from severe.models.i3d import I3D, I3D_SPEC, build_i3d
-from severe.models.registry import BACKBONES, backbone_key_shapes, register_backbone
+from severe.models.i3d import I3D, build_i3d
+from severe.models.registry import BACKBONES, backbone_key_shapes
 
 # The pyvrl R3D naming, written from the original module description.
 ORIGINAL_R3D = re.compile(
@@ -124,44 +122,17 @@ def test_synthetic_file_converts_exactly(files, arch):
     assert all(torch.equal(state[k], v) for k, v in expected.items())
 
 
-# --- the method rows proposed for severe/checkpoints/methods.py, exercised through convert_object ---
+# --- the method rows of severe/checkpoints/methods.py, exercised through convert_object ---
 
-def _has_key_encoder(obj, tensors):
-    return any(k.startswith(("key_encoder.", "module.key_encoder.")) for k in tensors)
-
-
-PROPOSED_ROWS = [
-    MethodSpec(
-        "tubelet_contrast_r3d", "Tubelet-Contrast (R3D-18)", "tubelet_contrast/kinetics-400/r3d/epoch_100.pth",
-        "authors' release", ("state_dict",), "backbone.", "stem.conv.weight", rename=r3d_names, arch="r3d_18",
-        extra_meta={"bn_eps_pretraining": 0.001}, extra_check=_has_key_encoder,
-    ),
-    MethodSpec(
-        "tubelet_contrast_i3d", "Tubelet-Contrast (I3D)", "tubelet_contrast/kinetics-400/i3d/epoch_100.pth",
-        "authors' release", ("state_dict",), "backbone.", "conv3d_1a_7x7.conv3d.weight", rename=i3d_names, arch="i3d",
-    ),
-]
-
-
-@pytest.fixture
-def with_rows(monkeypatch):
-    """The proposed rows in the method table and 'i3d' in the backbone registry, for this test only."""
-    for row in PROPOSED_ROWS:
-        monkeypatch.setitem(METHODS, row.name, row)
-    order = list(convert_mod.DETECTION_ORDER)
-    order[order.index("tubelet_contrast") + 1:0] = [r.name for r in PROPOSED_ROWS]
-    monkeypatch.setattr(convert_mod, "DETECTION_ORDER", order)
-    added = "i3d" not in BACKBONES
-    if added:
-        register_backbone("i3d", build_i3d, **I3D_SPEC)
-    yield
-    if added:
-        BACKBONES.pop("i3d")
-        registry._KEY_CACHE.pop("i3d", None)
+def test_the_rows_name_these_layouts():
+    r3d, i3d = METHODS["tubelet_contrast_r3d"], METHODS["tubelet_contrast_i3d"]
+    assert (r3d.arch, r3d.rename, r3d.expected_file) == ("r3d_18", r3d_names, "tubelet_contrast/kinetics-400/r3d/epoch_100.pth")
+    assert (i3d.arch, i3d.rename, i3d.expected_file) == ("i3d", i3d_names, "tubelet_contrast/kinetics-400/i3d/epoch_100.pth")
+    assert BACKBONES["i3d"].builder is build_i3d
 
 
 @pytest.mark.parametrize("method,arch", [("tubelet_contrast_r3d", "r3d_18"), ("tubelet_contrast_i3d", "i3d")])
-def test_convert_object_with_the_proposed_rows(files, with_rows, method, arch):
+def test_convert_object_with_the_method_rows(files, method, arch):
     obj, expected = files[arch]
     assert detect_method(obj) == method
     converted = convert_object(obj, method)
@@ -174,7 +145,7 @@ def test_convert_object_with_the_proposed_rows(files, with_rows, method, arch):
         convert_object(obj, "tubelet_contrast")
 
 
-def test_the_two_layouts_are_not_confused(files, with_rows):
+def test_the_two_layouts_are_not_confused(files):
     with pytest.raises(SevereError, match="looks like a 'tubelet_contrast_r3d'"):
         convert_object(files["r3d_18"][0], "tubelet_contrast_i3d")
     with pytest.raises(SevereError, match="looks like a 'tubelet_contrast_i3d'"):

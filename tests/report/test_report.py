@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -291,3 +292,46 @@ def test_cli_errors(tmp_path, capsys):
     assert not (tmp_path / "x.jpg").exists()
     with pytest.raises(SystemExit):
         report_main([str(tmp_path / "r"), "--format", "html"])
+
+
+# ------------------------------------------------------------------------------------------- backbones
+
+def _with_init(path: Path, **init) -> None:
+    """Add an ``init`` record (as the task runners write it: the weights' meta) to a results file."""
+    data = json.loads(path.read_text())
+    data["init"] = init
+    path.write_text(json.dumps(data))
+
+
+def test_rows_show_the_backbone_and_pretraining_data_next_to_the_method(tmp_path):
+    root = tmp_path / "runs"
+    _with_init(write_run(root, "tubelet_contrast", "ssv2", 60.0), method="tubelet_contrast", arch="r2plus1d_18",
+               pretraining_data="kinetics-400")
+    _with_init(write_run(root, "tubelet_contrast", "ssv2", 50.0, sub="_mini"), method="tubelet_contrast",
+               arch="r2plus1d_18", pretraining_data="mini-kinetics")
+    _with_init(write_run(root, "tubelet_contrast_i3d", "ssv2", 55.0), method="tubelet_contrast_i3d", arch="i3d",
+               pretraining_data="kinetics-400")
+    _with_init(write_run(root, "tubelet_contrast_r3d", "ssv2", 52.0), method="tubelet_contrast_r3d", arch="r3d_18")
+    _with_init(write_run(root, "scratch", "ssv2", 40.0), method="scratch", arch="r2plus1d_18")
+    _with_init(write_run(root, "scratch", "ssv2", 35.0, sub="_i3d"), method="scratch", arch="i3d")  # same seed: own row
+    _with_init(write_run(root, "tclr", "ssv2", 45.0), method="tclr", arch="r2plus1d_18_tclr")
+    report = build_report([root], reference=True)
+    labels = [r.label for r in report.rows]
+    assert labels[:9] == ["scratch", "scratch (i3d)", "tubelet_contrast", "tubelet_contrast (published)",
+                          "tubelet_contrast (mini-kinetics)", "tubelet_contrast_r3d (r3d_18)",
+                          "tubelet_contrast_i3d (i3d)", "tclr", "tclr (published)"]
+    assert report.row("scratch (i3d)").cells["ssv2"].mean == 35.0 and report.row("scratch").cells["ssv2"].mean == 40.0
+    assert report.row("tubelet_contrast (mini-kinetics)").cells["ssv2"].mean == 50.0
+    assert report.row("tubelet_contrast_i3d (i3d)").init == "tubelet_contrast_i3d"
+    assert report.row("tubelet_contrast_i3d (i3d)").ranks["ssv2"] < report.row("tubelet_contrast_r3d (r3d_18)").ranks["ssv2"]
+    assert "| tubelet_contrast_i3d (i3d) | 55.0 |" in report.to_markdown()
+    rows = {r["row"]: r for r in csv.DictReader(io.StringIO(report.to_csv()))}
+    assert (rows["tubelet_contrast_i3d (i3d)"]["init"], rows["tubelet_contrast_i3d (i3d)"]["backbone"]) == \
+        ("tubelet_contrast_i3d", "i3d")
+    assert rows["tclr"]["backbone"] == "r2plus1d_18_tclr" and rows["tclr (published)"]["backbone"]
+    assert r"tubelet\_contrast\_r3d (r3d\_18) & 52.0" in report.to_latex()
+    # records without an init entry keep their plain row, a malformed one is named
+    bad = write_run(tmp_path / "bad", "moco", "ssv2", 50.0)
+    _with_init(bad, method="moco", arch=7)
+    with pytest.raises(SevereError, match="'init.arch' must be a non-empty string, got 7"):
+        collect([tmp_path / "bad"])

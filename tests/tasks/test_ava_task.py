@@ -49,12 +49,12 @@ def data_root(synthetic_root) -> Path:
 
 def test_shipped_config_has_the_protocol_settings():
     cfg = lifecycle.load_task_config(TASKS["ava"], AVA_CFG)  # PySlowFast names in the file, read as common names
-    assert (cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.EPOCHS, cfg.SOLVER.BASE_LR) == (32, 20, 0.1)
+    assert (cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.EPOCHS, cfg.TRAIN.LR) == (32, 20, 0.1)
     assert list(cfg.SOLVER.STEPS) == [0, 10, 15, 20] and list(cfg.SOLVER.LRS)[:3] == [1.0, 0.1, 0.01]
-    assert (cfg.SOLVER.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.SOLVER.NESTEROV) == (1e-7, 0.0, True)
+    assert (cfg.TRAIN.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.TRAIN.NESTEROV) == (1e-7, 0.0, True)
     assert (cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_START_LR) == (5.0, 0.000125)
     assert (cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TEST_CROP_SIZE) == (32, 2, 112)
-    assert (cfg.DETECTION.ROI_XFORM_RESOLUTION, cfg.DETECTION.SPATIAL_SCALE_FACTOR) == (7, 16)
+    assert (cfg.DETECTION.ROI_XFORM_RESOLUTION, cfg.DETECTION.SPATIAL_SCALE_FACTOR) == (7, 0)  # 0: from the backbone
     assert cfg.AVA.DETECTION_SCORE_THRESH == 0.9 and cfg.SEED == 0
     from severe.tasks.slowfast import solver_from_config
 
@@ -271,3 +271,17 @@ def test_missing_data_root_and_wrong_task(tmp_path, capsys, monkeypatch):
     empty.mkdir()
     assert run_entry(ava_main, ["--cfg", str(TINY_CFG), "DATA.PATH_TO_DATA_DIR", str(empty)], "severe run ava") == 2
     assert "ava folder" in capsys.readouterr().err
+
+
+def test_roi_scale_comes_from_the_backbone_stride():
+    """DETECTION.SPATIAL_SCALE_FACTOR 0 (the shipped config) takes 1 / the backbone's spatial stride: 1/16 for
+    R(2+1)D-18, 1/32 for I3D; a value that differs from the stride is a one-line error."""
+    task = TASKS["ava"]
+    for arch, scale in (("r2plus1d_18", 1 / 16), ("i3d", 1 / 32)):
+        cfg = lifecycle.load_task_config(task, TINY_CFG, ["MODEL.ARCH", arch])
+        assert cfg.DETECTION.SPATIAL_SCALE_FACTOR == 0
+        model = task.build_model(cfg, {"arch": arch}, None)
+        assert model.head.spatial_scale == scale and model.head.projection.in_features == model.backbone.feature_dim
+    cfg = lifecycle.load_task_config(task, TINY_CFG, ["MODEL.ARCH", "i3d", "DETECTION.SPATIAL_SCALE_FACTOR", "16"])
+    with pytest.raises(SevereError, match="SPATIAL_SCALE_FACTOR 16 does not match the spatial stride 32 of backbone 'i3d'"):
+        task.build_model(cfg, {"arch": "i3d"}, None)

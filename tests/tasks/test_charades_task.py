@@ -62,8 +62,8 @@ def load_task_config(task: str, path, overrides=()):
 
 def test_shipped_config_has_the_protocol_settings_and_seeds():
     cfg = load_task_config("charades", CHARADES_CFG)  # PySlowFast names in the file, read as common names
-    assert (cfg.SOLVER.BASE_LR, list(cfg.SOLVER.STEPS), cfg.TRAIN.EPOCHS) == (0.0375, [0, 41, 49], 57)
-    assert (cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_START_LR) == (1e-4, 4.0, 1e-4)
+    assert (cfg.TRAIN.LR, list(cfg.SOLVER.STEPS), cfg.TRAIN.EPOCHS) == (0.0375, [0, 41, 49], 57)
+    assert (cfg.TRAIN.WEIGHT_DECAY, cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_START_LR) == (1e-4, 4.0, 1e-4)
     assert (cfg.TRAIN.BATCH_SIZE, cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE) == (16, 32, 8)
     assert (cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS, cfg.DATA.INV_UNIFORM_SAMPLE) == (10, 3, True)
     assert (cfg.BN.USE_PRECISE_STATS, cfg.BN.NUM_BATCHES_PRECISE, cfg.TRAIN.CHECKPOINT_EVERY) == (True, 200, 6)
