@@ -29,6 +29,20 @@ from severe.synth.checkpoints import write_synthetic_checkpoint  # noqa: E402
 torch.set_num_threads(1)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--every-backbone", action="store_true",
+                     help="run the per-task end-to-end tests for every registered backbone, not one per family")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--every-backbone"):
+        return
+    skip = pytest.mark.skip(reason="one backbone per family by default; --every-backbone runs this one")
+    for item in items:
+        if item.get_closest_marker("every_backbone"):
+            item.add_marker(skip)
+
+
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 

@@ -17,7 +17,7 @@ from severe.models import backbone_key_shapes, build_backbone
 from severe.checkpoints import build_initialised_backbone
 from severe.synth.checkpoints import synthetic_checkpoint, to_ctp_name, write_synthetic_checkpoint
 
-ALL = [m for m in METHODS if not isinstance(METHODS[m], ViTMethodSpec)]  # the ViT rows: tests/test_vit_methods.py
+ALL = [m for m in METHODS if not isinstance(METHODS[m], ViTMethodSpec)]  # the ViT rows: tests/checkpoints/test_vit_methods.py
 
 
 def assert_exact(state: dict, expected: dict) -> None:

@@ -21,7 +21,7 @@ from tests.helpers import DummyBackbone, tiny_clip_size
 
 DUMMY = "test_dummy_24d"
 # every architecture registered at collection time, plus the dummy; a full-size ViT is covered by its small test twin
-# (same code, family and strides: tests/test_vit_registry.py)
+# (same code, family and strides: tests/models/test_vit_registry.py)
 ARCHS = [*(name for name, spec in BACKBONES.items() if spec.test_twin is None), DUMMY]
 
 
@@ -66,7 +66,7 @@ def test_every_registered_backbone_keeps_its_contract(arch):
 
 def test_builtin_specs_record_the_measured_strides():
     got = {name: (s.family, s.feature_dim, s.temporal_stride, s.spatial_stride) for name, s in BACKBONES.items()
-           if name != DUMMY and not name.startswith("vit_")}  # the ViTs: tests/test_vit_registry.py
+           if name != DUMMY and not name.startswith("vit_")}  # the ViTs: tests/models/test_vit_registry.py
     assert got == {"r2plus1d_18": ("r2plus1d", 512, 8, 16), "r2plus1d_18_tclr": ("r2plus1d", 512, 4, 16),
                    "r3d_18": ("r3d", 512, 8, 16), "i3d": ("i3d", 1024, 8, 32)}
     for name in got:

@@ -1,20 +1,22 @@
 """Every registered backbone through every task: one tiny scratch run per (task, architecture) with
 ``--init scratch MODEL.ARCH <name>``, on the session's synthetic root. Registering a backbone adds it here
 without editing tests. Clip shapes come from the spec (frames a multiple of the temporal stride, crops of
-the spatial stride); architectures above ``HEAVY_PARAMETERS`` are marked ``slow`` (docs/adding_a_backbone.md)."""
+the spatial stride). By default one backbone per family runs (``--every-backbone``: all of them; see
+``_archs`` and docs/adding_a_backbone.md)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 
 from severe.cli import main as severe_main
 from severe.models import BACKBONES, backbone_key_shapes, get_backbone_spec
 from tests.helpers import SLOWFAST_CONFIGS, tiny_clip_size
 
-HEAVY_PARAMETERS = 50_000_000  # full-size ViT-B (86-121 M) and larger: `slow`
+HEAVY_PARAMETERS = 50_000_000  # full-size ViT-B (86-121 M) and larger
 
 
 def parameter_count(arch: str) -> int:
@@ -29,7 +31,19 @@ def parameter_count(arch: str) -> int:
 
 
 def _archs() -> list:
-    return [pytest.param(a, marks=pytest.mark.slow) if parameter_count(a) > HEAVY_PARAMETERS else a for a in BACKBONES]
+    """Every registered backbone. By default each family runs its first-registered backbone that has no
+    ``test_twin`` and at most HEAVY_PARAMETERS; the others need ``--every-backbone`` (tests/conftest.py), and the
+    heavy ones (a twin or over HEAVY_PARAMETERS) are also ``slow``."""
+    seen, params = set(), []
+    for name, spec in BACKBONES.items():
+        heavy = spec.test_twin is not None or parameter_count(name) > HEAVY_PARAMETERS
+        marks = [pytest.mark.slow] if heavy else []
+        if heavy or spec.family in seen:
+            marks.append(pytest.mark.every_backbone)
+        else:
+            seen.add(spec.family)
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
 
 
 ARCHS = _archs()
@@ -64,13 +78,22 @@ def test_recognition_family(arch, config, synthetic_root, tmp_path):
     assert all(0.0 <= v <= 1.0 for k, v in res["metrics"].items() if "top" in k or "accuracy" in k)
 
 
+def _ava_test_size(root: Path, stride: int) -> int:
+    """AVA tests on whole frames (short side = DATA.TEST_CROP_SIZE): the smallest short side, a multiple of the
+    stride, whose long side is one too (a patch-embedding backbone takes no other)."""
+    h, w = cv2.imread(str(next((root / "ava" / "frames").rglob("*.jpg")))).shape[:2]
+    short, long = min(h, w), max(h, w)
+    return next(s for s in range(stride, 64 * stride, stride) if (s * long) % (short * stride) == 0)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_ava(arch, synthetic_root, tmp_path):
     spec = get_backbone_spec(arch)
     frames, crop = tiny_clip_size(arch, frames=4)
     res = _run("ava", str(SLOWFAST_CONFIGS / "AVA" / "TINY_SYNTHETIC.yaml"), arch, synthetic_root, tmp_path / "run",
                "TRAIN.EPOCHS", "1", "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop),
-               "DATA.TEST_CROP_SIZE", str(crop), "DATA.TRAIN_JITTER_SCALES", f"[{crop}, {crop}]",
+               "DATA.TEST_CROP_SIZE", str(_ava_test_size(synthetic_root, spec.spatial_stride)),
+               "DATA.TRAIN_JITTER_SCALES", f"[{crop}, {crop}]",
                "DETECTION.SPATIAL_SCALE_FACTOR", str(spec.spatial_stride))
     assert 0.0 <= res["metrics"]["mAP"] <= 1.0 and res["data"]["test"]["boxes"] > 0
 
@@ -89,7 +112,7 @@ def test_charades(arch, synthetic_root, tmp_path):
 def test_repetition_counting(arch, synthetic_root, tmp_path):
     """Split streams (each half of forward_features' map): the stride-dependent mode; forward() is covered above."""
     spec = get_backbone_spec(arch)
-    per_stream = spec.temporal_stride  # one feature-map step per stream
+    per_stream = spec.temporal_stride * max(1, 2 // spec.temporal_stride)  # >= 2 frames, whole feature steps
     _, crop = tiny_clip_size(arch, crop=16)
     res = _run("repetition", "ucfrep", arch, synthetic_root, tmp_path / "run",
                "MODEL.STREAM_FEATURES", "split", "MODEL.FRAMES_PER_STREAM", str(per_stream), "DATA.CROP", str(crop),
