@@ -20,12 +20,10 @@ from tests.helpers import REPO
 
 FIND_ALL = """
 import json
-from severe.config import find_config
 from severe.configs import FAMILIES, config_dir, shipped_configs
-from severe.recognition.runner import find_config as recognition
-from severe.repetition.runner import find_config as repetition
-finders = {"ssl_benchmark": recognition, "repetition": repetition,
-           "slowfast": lambda name: find_config(name, config_dir("slowfast"))}
+from severe.tasks import TASKS
+finders = {"ssl_benchmark": TASKS["recognition"].find_config, "repetition": TASKS["repetition"].find_config,
+           "slowfast": TASKS["ava"].find_config}
 out = {}
 for family in FAMILIES:
     for path in shipped_configs(family):

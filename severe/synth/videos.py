@@ -508,7 +508,7 @@ def render_oscillation_clip(boundaries: Sequence[int], *, num_frames: int, heigh
 # the same bytes on a loaded machine too. x264's macroblock-tree rate control (mbtree) is off: with it, the
 # x264 in PyAV's wheels gave 2-4 different byte streams for the same frames over 20 encodes in one process
 # (single thread); without it every encode was identical. Containers are muxed with ``fflags=+bitexact``
-# (no random Matroska segment UID, no muxer version string). tests/test_synth_videos.py checks both.
+# (no random Matroska segment UID, no muxer version string). tests/synth/test_synth_videos.py checks both.
 _VIDEO_FORMATS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     ".avi": ("avi", ("mpeg4",), {"flags": "+qscale", "global_quality": str(3 * 118), "threads": "1"}),  # -q:v 3
     ".mp4": ("mp4", ("libx264", "mpeg4"), {"crf": "18", "preset": "veryfast", "threads": "1",
