@@ -80,10 +80,21 @@ def find_prefix(tensors: Mapping[str, torch.Tensor], prefix: str, anchor: str) -
     return None
 
 
+#: the recognition recipes a per-method rule can name (docs/protocol.md §3): the Adam recipe of the original
+#: finetuning / linear-probe code (every recognition dataset but EK-100) and the SGD recipe of its EK-100 code
+RECIPES: tuple[str, ...] = ("adam", "ek100")
+
+
+def recipe_of(dataset: str) -> str:
+    """The recipe a recognition run of ``dataset`` follows (the original code base its settings come from)."""
+    return "ek100" if dataset == "ek100" else "adam"
+
+
 @dataclass(frozen=True)
 class InitRule:
     """A protocol exception of one initialisation for recognition runs (docs/protocol.md §3): ``settings`` apply
-    to runs of ``datasets`` (empty = every dataset) in ``modes`` with ``num_examples`` (empty = any)."""
+    to runs of ``recipes`` on ``datasets`` (empty = every dataset of those recipes) in ``modes`` with
+    ``num_examples`` (empty = any; 0 = the full training list)."""
 
     method: str
     settings: dict[str, Any]
@@ -91,9 +102,11 @@ class InitRule:
     datasets: tuple[str, ...] = ()  # empty = every dataset
     modes: tuple[str, ...] = ("finetune",)
     num_examples: tuple[int, ...] = field(default=())  # empty = any
+    recipes: tuple[str, ...] = ("adam",)  # the recipes whose configs the rule changes (RECIPES)
 
     def applies(self, method: str, dataset: str, mode: str, num_examples: int) -> bool:
-        return (method == self.method and mode in self.modes and (not self.datasets or dataset in self.datasets)
+        return (method == self.method and recipe_of(dataset) in self.recipes and mode in self.modes
+                and (not self.datasets or dataset in self.datasets)
                 and (not self.num_examples or num_examples in self.num_examples))
 
 
@@ -153,16 +166,17 @@ def _selavi_marks(obj: Any, tensors: Mapping[str, torch.Tensor]) -> bool:
     return "selflabels" in obj or any(_SELAVI_HEAD.match(k) for k in tensors)
 
 
-#: the scratch initialisation: no checkpoint, its own schedules
+#: the scratch initialisation: no checkpoint, its own schedules on the full training lists; N-example subsets
+#: keep their config's plain schedule, as the original's sample-size scripts did (docs/protocol.md §3)
 SCRATCH = "scratch"
 _SCRATCH_LONG = {"TRAIN.EPOCHS": 20, "TRAIN.MILESTONES": [10, 15, 18], "TRAIN.WEIGHT_DECAY": 1e-4}
 SCRATCH_RULES: tuple[InitRule, ...] = (
     InitRule(SCRATCH, _SCRATCH_LONG, "scratch schedule (ucf101/hmdb51/gym99/gym288)",
-             ("ucf101", "hmdb51", "gym99", "gym288")),
+             ("ucf101", "hmdb51", "gym99", "gym288"), num_examples=(0,)),
     InitRule(SCRATCH, {"TRAIN.EPOCHS": 25, "TRAIN.MILESTONES": [12, 19, 22], "TRAIN.WEIGHT_DECAY": 1e-4},
-             "scratch schedule (ssv2)", ("ssv2",)),
+             "scratch schedule (ssv2)", ("ssv2",), num_examples=(0,)),
     InitRule(SCRATCH, {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [7, 12, 16], "TRAIN.WEIGHT_DECAY": 1e-5},
-             "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1")),
+             "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1"), num_examples=(0,)),
 )
 
 #: the original's I3D finetuning configs (ucf101, hmdb51, diving48; full training sets): 224 crops, so the test
@@ -208,7 +222,8 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         "avid_cma", "AVID-CMA", "avid_cma/avid_cma_ckpt-ep20.pth.tar", "re-pretrained by the SEVERE authors",
         ("model",), "video_model.", "stem.0.weight",
         detect=6, synthetic=layouts.avid_cma,
-        rules=(InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (docs/protocol.md §3)"),),
+        rules=(InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (docs/protocol.md §3)",
+                        recipes=("adam",)),),  # not EK-100: every method ran at that recipe's own lr
     ),
     MethodSpec(
         "ctp", "CtP (Catch-the-Patch)", "ctp/snellius_r2p1d18_ctp_k400_epoch_90.pth", "SEVERE-hosted file",

@@ -1,6 +1,7 @@
 """The one command form of every ``severe run TASK`` (and the subprojects' scripts):
 
-    CONFIG --init METHOD [--weights PATH] [--data-root DIR] [--out DIR] [--resume] [--trust] [--no-progress] [KEY VALUE ...]
+    CONFIG --init METHOD [--weights PATH] [--data-root DIR] [--out DIR] [--resume] [--trust] [--no-progress]
+           [--print-config] [KEY VALUE ...]
 
 ``--cfg FILE`` is accepted in place of CONFIG (PySlowFast's spelling); tasks with aliases also take the
 initialisation, data root and output directory as PySlowFast keys (MODEL.INIT_METHOD ...). A task whose
@@ -34,6 +35,9 @@ def parse(task: Task, argv: Sequence[str], prog: str, description: str | None = 
     p = experiment_parser(prog, description or task.description, _epilog(task),
                           config_help="experiment config" + (f" (path or name under {task.config_dir})" if task.config_dir else ""),
                           init_required=not task.aliases)
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (defaults <- file <- per-method rules <- KEY VALUE) as YAML, the "
+                        "applied rules as comments, and exit: no data read, no directory created")
     args = p.parse_intermixed_args(list(argv))
     if args.cfg is not None and args.config is not None:  # --cfg FILE KEY VALUE ...: the first KEY is no CONFIG
         args.overrides = [args.config, *args.overrides]
@@ -51,6 +55,9 @@ def execute(task: Task, args: argparse.Namespace, force: Sequence[str] = ()) -> 
     overrides = [*args.overrides, *flag_overrides(init=args.init, weights=args.weights, data_root=args.data_root,
                                                   out=args.out)]
     cfg = lifecycle.load_task_config(task, args.config, [*force, *overrides])
+    if getattr(args, "print_config", False):
+        print_config(task, args, cfg, overrides, force)
+        return None, None
     if not task.trains(cfg):
         run_dir = lifecycle.trained_run_dir(cfg)
         return lifecycle.retest(task, run_dir, progress=not args.no_progress, cfg=cfg), run_dir
@@ -58,6 +65,38 @@ def execute(task: Task, args: argparse.Namespace, force: Sequence[str] = ()) -> 
     data_root = lifecycle.data_root_of(plan.cfg)
     record = lifecycle.run(plan, data_root, plan.run_dir(), resume=args.resume, progress=not args.no_progress)
     return record, plan.run_dir()
+
+
+def print_config(task: Task, args: argparse.Namespace, cfg, overrides: Sequence[str], force: Sequence[str] = ()) -> None:
+    """``--print-config``: the config this command would run (a test-only config: as given; otherwise the plan's,
+    per-method rules included) on stdout; reads no data and no weights, creates nothing."""
+    path = task.find_config(args.config)
+    header = [f"{task.resolve(cfg).name}: {path}"]
+    if not task.trains(cfg):
+        header.append(f"test-only: tests the trained run in {lifecycle.trained_run_dir(cfg)}")
+        print(lifecycle.config_text(cfg, header=header), end="")
+        return
+    plan = lifecycle.plan(task, args.config, overrides, trust=args.trust, force=force, load=False)
+    header.append(f"initialisation: {plan.method}")
+    print(lifecycle.config_text(plan.cfg, plan.rules, overrides, header), end="")
+
+
+def _trained_config_text(task: Task, run_dir: Path) -> str:
+    """A trained run directory's config as its test would use it, with the rules its init.json lists."""
+    from types import SimpleNamespace
+
+    from severe.config import load_config
+    from severe.errors import SevereError
+
+    for name in (lifecycle.CONFIG_FILE, lifecycle.INIT_FILE):
+        if not (run_dir / name).is_file():
+            raise SevereError(f"{run_dir} is not a {task.name} run directory: {name} is missing")
+    cfg = load_config(task.defaults(), run_dir / lifecycle.CONFIG_FILE, aliases=task.aliases)
+    meta = json.loads((run_dir / lifecycle.INIT_FILE).read_text(encoding="utf-8"))
+    rules = [SimpleNamespace(method=meta.get("method", "?"), why=r.get("why", ""), settings=r.get("settings", {}))
+             for r in meta.get("rules", [])]
+    return lifecycle.config_text(cfg, rules, header=[f"{task.name}: {run_dir / lifecycle.CONFIG_FILE}",
+                                                     f"initialisation: {meta.get('method', '?')}"])
 
 
 def print_summary(task: Task, record: dict | None, run_dir: Path | str) -> None:
@@ -85,7 +124,12 @@ def retest_main(task: Task, argv: Sequence[str], prog: str, description: str) ->
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data-root", metavar="DIR", help="data root (default: the run's, else $SEVERE_DATA)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the run's config (config.yaml, its per-method rules from init.json as comments) and exit")
     args = p.parse_args(list(argv))
+    if args.print_config:
+        print(_trained_config_text(task, Path(args.run_dir)), end="")
+        return 0
     setup_logging()
     record = lifecycle.retest(task, Path(args.run_dir), args.data_root, progress=not args.no_progress)
     print_summary(task, record, args.run_dir)

@@ -108,10 +108,12 @@ def _names(task: Task, overrides: Sequence[str]) -> tuple[str, str]:
 
 
 def plan(task: Task, config: str | Path, overrides: Sequence[str] = (), trust: bool = False,
-         force: Sequence[str] = ()) -> Plan:
+         force: Sequence[str] = (), load: bool = True) -> Plan:
     """Resolve the config (defaults <- file <- ``force`` <- the init's exceptions <- overrides) and the weights.
 
-    ``overrides`` include the command-line options as base keys (RUN.INIT ...; severe.tasks.schema.flag_overrides)."""
+    ``overrides`` include the command-line options as base keys (RUN.INIT ...; severe.tasks.schema.flag_overrides).
+    The exceptions are selected on the config with the overrides applied (the experiment actually run).
+    ``load`` False: the weights file is checked to exist but not read (``Plan.weights`` None; --print-config)."""
     path = task.find_config(config)
     first = load_task_config(task, path, [*force, *overrides])
     init_name, weights_name = _names(task, [*force, *overrides])
@@ -119,11 +121,25 @@ def plan(task: Task, config: str | Path, overrides: Sequence[str] = (), trust: b
         raise SevereError(f"{init_name} is empty: set it to scratch or a method id (e.g. {init_name} gdt "
                           f"{weights_name} path/to/gdt_K400.pth)")
     method = check_initialisation(first.RUN.INIT, first.RUN.WEIGHTS or None, init_name, weights_name)
-    loaded = None if method == "scratch" else load_weights(first.RUN.WEIGHTS, method=method, trust=trust)
-    rules = task.init_rules(method, load_config(task.defaults(), path, list(force), task.aliases))
+    loaded = None if method == "scratch" or not load else load_weights(first.RUN.WEIGHTS, method=method, trust=trust)
+    rules = task.init_rules(method, first)  # after the overrides: the rules of the experiment actually run
     cfg = load_task_config(task, path, [*force, *flatten_settings(rules), *overrides]) if rules else first
     check_arch(cfg.MODEL.ARCH, loaded)
     return Plan(task.resolve(cfg), cfg, method, loaded, rules)
+
+
+def config_text(cfg: CfgNode, rules: Sequence = (), overrides: Sequence[str] = (), header: Sequence[str] = ()) -> str:
+    """The resolved config as YAML, preceded by ``header`` lines and the applied per-method ``rules`` (each with its
+    settings, and the keys the command line then changed) as YAML comments (``--print-config``)."""
+    given = set(overrides[::2])
+    lines = [f"# {h}" for h in header]
+    lines.append("# per-method rules applied (docs/protocol.md §3): " + ("none" if not rules else str(len(rules))))
+    for r in rules:
+        settings = ", ".join(f"{k}={v!r}" for k, v in r.settings.items())
+        beaten = [k for k in r.settings if k in given]
+        lines.append(f"#   {r.method}: {r.why}: {settings}"
+                     + (f" (then set on the command line: {', '.join(beaten)})" if beaten else ""))
+    return "\n".join(lines) + "\n" + yaml.safe_dump(to_plain(cfg), sort_keys=True)
 
 
 # ------------------------------------------------------------------------------------------- run directory
