@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from severe.errors import SevereError
-from severe.experiments import EXPERIMENTS, SEVERE_COLUMNS
+from severe.experiments import EXPERIMENTS, RECOGNITION_METRICS, SEVERE_COLUMNS
 from severe.io import atomic_write_text
 from severe.report.reference import REFERENCE_SETS
 from severe.report.table import VIEWS, build_report
@@ -19,7 +19,9 @@ _PAIRS = " | ".join(f"{EXPERIMENTS[a].label}, {EXPERIMENTS[b].label}" for a, b i
 EPILOG = f"""columns: 'severe' = the 8 SEVERE-benchmark columns, two per factor:
   {_PAIRS}
 with the SEVERE mean (UCF-RC entering as 100*(1-error)); 'all' = every experiment found, grouped by factor.
-Several seeds of one cell are averaged (mean ± std, n). Mean rank: per column among the rows shown, 1 = best,
+Each column shows the metric the SEVERE table shows for it (FineGym granularity: mean per-class accuracy; other
+recognition columns: top-1 video accuracy), read from each results.json's metrics; --metric top1|mean_class
+shows one of them in every recognition column. Several seeds of one cell are averaged (mean ± std, n). Mean rank: per column among the rows shown, 1 = best,
 ties averaged.
 
 --reference adds the published SEVERE++ numbers (arXiv 2504.05706, Tables 3-10) as '<method> (published)' rows
@@ -41,6 +43,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--reference-set", choices=sorted(REFERENCE_SETS),
                    help="which published rows to add (implies --reference): cnn (R(2+1)D-18, the default), "
                         "vit (ViT-B video-only and video-text), all")
+    p.add_argument("--metric", choices=sorted(RECOGNITION_METRICS),
+                   help="show this recognition metric in every recognition column (default: each column's metric in "
+                        "the SEVERE table: mean per-class accuracy for the FineGym granularity columns, top-1 "
+                        "otherwise); the footnote names the metric of each column")
     p.add_argument("--plot", metavar="FILE", help="also write a figure (.png, .pdf or .svg)")
     p.add_argument("--out", metavar="FILE", help="write the table to FILE (atomically) instead of printing it")
     return p
@@ -52,7 +58,7 @@ def main(argv: list[str] | None = None, prog: str = "severe report") -> int:
         raise SevereError(f"--plot {args.plot}: use a .png, .pdf or .svg file name")
     fmt = args.format or (_SUFFIX_FORMATS.get(Path(args.out).suffix.lower(), "md") if args.out else "md")
     reference = args.reference_set or ("cnn" if args.reference else False)
-    report = build_report(args.dirs, reference=reference, columns=args.columns)
+    report = build_report(args.dirs, reference=reference, columns=args.columns, metric=args.metric)
     text = getattr(report, FORMATS[fmt])()
     if args.out:
         atomic_write_text(args.out, text)

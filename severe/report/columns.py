@@ -7,9 +7,18 @@ id, grouped by the factor their results record).
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from severe.experiments import EXPERIMENTS, SEVERE_COLUMNS
+
+#: how the footnote names a metric (a key of the results' ``metrics``); others are named by their key
+METRIC_NAMES: dict[str, str] = {
+    "video_top1": "top-1 video accuracy (%)",
+    "mean_class_accuracy": "mean per-class accuracy (%)",
+    "video_top5": "top-5 video accuracy (%)",
+    "mAP": "mAP (%)",
+    "mae": "mean relative count error as a fraction",
+}
 
 
 def severe_mean(values: Mapping[str, float | None]) -> float | None:
@@ -21,3 +30,19 @@ def severe_mean(values: Mapping[str, float | None]) -> float | None:
     if any(v is None for v in picked):
         return None
     return sum(EXPERIMENTS[c].score(float(v)) for c, v in zip(SEVERE_COLUMNS, picked)) / len(SEVERE_COLUMNS)
+
+
+def metric_note(columns: Iterable, arrow: str, published: bool = False) -> str:
+    """One footnote naming the metric of every column (``columns``: objects with ``label``, ``metric`` and
+    ``higher_is_better``), grouped by metric in column order; ``published``: the published rows keep the paper's
+    metric where the columns show another one."""
+    groups: dict[str, list[str]] = {}
+    for c in columns:
+        name = METRIC_NAMES.get(c.metric, c.metric) if c.metric else "the records' primary metric"
+        if not c.higher_is_better:
+            name += f", {arrow} lower is better"
+        groups.setdefault(name, []).append(c.label)
+    text = "Metric of each column: " + "; ".join(f"{name}: {', '.join(labels)}" for name, labels in groups.items()) + "."
+    if published:
+        text += " Published rows show the paper's metric of each column."
+    return text

@@ -62,8 +62,7 @@ def _value_md(cell: Cell, col: Column, show_n: bool) -> str:
 
 
 def _notes(report: Report, arrow: str, pm: str) -> list[str]:
-    notes = [f"Top-1 accuracy (%) unless noted; Charades and AVA: mAP (%); UCF-RC err: mean relative count error as a "
-             f"fraction ({arrow} lower is better). Bold: best in the column.",
+    notes = [report.metric_note(arrow) + " Bold: best in the column.",
              f"SEVERE mean: mean of the 8 SEVERE-benchmark results ({', '.join(SEVERE_COLUMNS)}) with UCF-RC entering "
              f"as 100·(1 − error); {MISSING} unless the row has all 8.",
              "Mean rank: rank in each shown column among the rows shown (1 = best, ties share the average rank), "

@@ -9,6 +9,11 @@ Columns: the ``severe`` view is always the 8 SEVERE-benchmark columns (missing c
 linear, task) in the paper's order. A run whose mode is not its experiment's usual one (e.g. the
 ``ucf101`` config run as a linear probe) gets its own column, ``ucf101 (linear)``, never mixed in.
 
+Values: each column shows the metric the experiment table names for it (``Experiment.metric``; the FineGym
+granularity columns mean per-class accuracy, the other recognition columns top-1 video accuracy), read from
+each record's ``metrics`` whatever its ``primary`` says, so records written before that choice show the right
+number; ``metric`` (``severe report --metric``) shows another recognition metric in every recognition column.
+
 Ranks: per shown column among the rows shown (1 = best, direction from ``higher_is_better``, ties share
 the average rank); a row's mean rank averages the columns it has.
 """
@@ -16,15 +21,16 @@ the average rank); a row's mean rank averages the columns it has.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
 from severe.checkpoints.methods import INIT_ORDER
 from severe.errors import SevereError
-from severe.report.collect import Cell, Collection, collect
-from severe.experiments import EXPERIMENTS, ORDER, SEVERE_COLUMNS, factor_rank
-from severe.report.columns import severe_mean
+from severe.report.collect import Cell, Collection, Run, aggregate, collect
+from severe.experiments import EXPERIMENTS, ORDER, RECOGNITION_METRICS, SEVERE_COLUMNS, factor_rank
+from severe.report.columns import metric_note, severe_mean
+from severe.results import read_results
 from severe.report.reference import REFERENCE_SETS, ReferenceMethod, load_reference
 
 VIEWS = ("severe", "all")
@@ -41,6 +47,7 @@ class Column:
     factor: str
     higher_is_better: bool
     decimals: int
+    metric: str | None = None  # the key of the results' metrics shown (None: the records' primary metric)
 
 
 @dataclass
@@ -64,6 +71,12 @@ class Report:
     reference_set: str | None = None
     reference_source: str | None = None
     hidden: list[str] = field(default_factory=list)  # found column keys the view does not show
+    metric_override: str | None = None  # --metric: the recognition metric every recognition column shows
+
+    def metric_note(self, arrow: str) -> str:
+        """The footnote naming the metric of each shown column."""
+        return metric_note(self.columns, arrow, published=self.reference_set is not None and
+                           any(c.metric != _table_metric(c.experiment_id) for c in self.columns))
 
     def cell(self, row_label: str, column_key: str) -> Cell | None:
         return self.row(row_label).cells.get(column_key)
@@ -89,16 +102,36 @@ class Report:
 
 # ------------------------------------------------------------------------------------------- columns
 
-def _column(experiment_id: str, mode: str, factor: str, higher_is_better: bool, own_column: bool) -> Column:
-    """``own_column``: the mode is not the experiment's usual one, so it is shown apart."""
+def _table_metric(experiment_id: str) -> str | None:
+    spec = EXPERIMENTS.get(experiment_id)
+    return spec.metric if spec else None
+
+
+def column_metric(experiment_id: str, override: str | None = None, primary: str | None = None) -> str | None:
+    """The metrics key a column shows: the experiment table's (else the records' ``primary``), or the recognition
+    metric ``override`` (a key of RECOGNITION_METRICS) where the column shows a recognition metric."""
+    if override is not None and override not in RECOGNITION_METRICS:
+        raise SevereError(f"unknown metric '{override}'; use one of {', '.join(RECOGNITION_METRICS)}")
+    metric = _table_metric(experiment_id) or primary
+    if override is not None and metric in RECOGNITION_METRICS.values():
+        return RECOGNITION_METRICS[override]
+    return metric
+
+
+def _column(experiment_id: str, mode: str, factor: str, higher_is_better: bool, own_column: bool,
+            metric: str | None = None) -> Column:
+    """``own_column``: the mode is not the experiment's usual one, so it is shown apart; ``metric`` the metrics key
+    shown (default: the experiment table's)."""
     spec = EXPERIMENTS.get(experiment_id)
     label = spec.label if spec else experiment_id
     decimals = spec.decimals if spec else (1 if higher_is_better else 3)
     key = f"{experiment_id} ({mode})" if own_column else experiment_id
-    return Column(key, experiment_id, mode, f"{label} ({mode})" if own_column else label, factor, higher_is_better, decimals)
+    return Column(key, experiment_id, mode, f"{label} ({mode})" if own_column else label, factor, higher_is_better,
+                  decimals, metric if metric is not None else _table_metric(experiment_id))
 
 
-def _found_columns(collection: Collection) -> dict[tuple[str, str], Column]:
+def _found_columns(collection: Collection, metric: str | None = None,
+                   primaries: dict[str, str] | None = None) -> dict[tuple[str, str], Column]:
     modes: dict[str, set[str]] = {}
     for exp, mode in collection.experiments:
         modes.setdefault(exp, set()).add(mode)
@@ -106,13 +139,56 @@ def _found_columns(collection: Collection) -> dict[tuple[str, str], Column]:
     for (exp, mode), info in collection.experiments.items():
         spec = EXPERIMENTS.get(exp)
         own = mode != spec.mode if spec else len(modes[exp]) > 1
-        out[(exp, mode)] = _column(exp, mode, info.factor, info.higher_is_better, own)
+        shown = column_metric(exp, metric, (primaries or {}).get(exp))
+        out[(exp, mode)] = _column(exp, mode, info.factor, info.higher_is_better, own, shown)
     return out
 
 
-def _severe_columns() -> list[Column]:
+def _severe_columns(metric: str | None = None) -> list[Column]:
     specs = [EXPERIMENTS[c] for c in SEVERE_COLUMNS]
-    return [_column(s.id, s.mode, s.factor, s.higher_is_better, False) for s in specs]
+    return [_column(s.id, s.mode, s.factor, s.higher_is_better, False, column_metric(s.id, metric)) for s in specs]
+
+
+# ------------------------------------------------------------------------------------------- values
+
+def shown_value(run: Run, metric: str | None) -> float:
+    """The table value of ``run`` for the column showing ``metric``: ``primary.value`` when that is the metric
+    (or ``metric`` is None), else ``metrics[metric]`` of its record (a fraction, shown in % like the primary)."""
+    if metric is None:
+        return run.value
+    data = read_results(run.path)
+    primary = data["primary"].get("metric") if isinstance(data["primary"], dict) else None
+    if primary == metric:
+        return run.value
+    metrics = data.get("metrics")
+    value = metrics.get(metric) if isinstance(metrics, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SevereError(f"{run.path}: the table shows '{metric}' for '{run.experiment_id}' but the record's metrics "
+                          f"have no number under that key (got {value!r}); re-test the run with this version of severe")
+    if not run.higher_is_better:
+        return float(value)
+    if not 0.0 <= value <= 1.0:
+        raise SevereError(f"{run.path}: metrics.{metric} = {value} is not a fraction in [0, 1]")
+    return round(100.0 * float(value), 4)
+
+
+def _primary_metrics(collection: Collection) -> dict[str, str]:
+    """experiment id -> the primary metric its records name (for experiments outside the table)."""
+    out: dict[str, str] = {}
+    for run in collection.runs:
+        if run.experiment_id not in EXPERIMENTS and run.experiment_id not in out:
+            primary = read_results(run.path)["primary"]
+            if isinstance(primary, dict) and isinstance(primary.get("metric"), str):
+                out[run.experiment_id] = primary["metric"]
+    return out
+
+
+def with_shown_metric(collection: Collection, metric: str | None = None) -> Collection:
+    """``collection`` with every value replaced by the one its column shows (see :func:`shown_value`)."""
+    primaries = _primary_metrics(collection)
+    runs = [replace(r, value=shown_value(r, column_metric(r.experiment_id, metric, primaries.get(r.experiment_id))))
+            for r in collection.runs]
+    return aggregate(runs)
 
 
 def _sort_key(c: Column) -> tuple:
@@ -175,35 +251,42 @@ def _rank(rows: list[Row], columns: list[Column]) -> None:
 
 # ------------------------------------------------------------------------------------------- build
 
-def make_report(collection: Collection | None, columns: str = "severe", reference: bool | str | None = False) -> Report:
-    """Assemble the table from collected results (None: published rows only) and, optionally, published rows."""
+def make_report(collection: Collection | None, columns: str = "severe", reference: bool | str | None = False,
+                metric: str | None = None) -> Report:
+    """Assemble the table from collected results (None: published rows only) and, optionally, published rows.
+    Cell values are the collection's as given (see :func:`with_shown_metric`); ``metric`` names the columns'."""
     if columns not in VIEWS:
         raise SevereError(f"unknown column view '{columns}'; use one of {', '.join(VIEWS)}")
+    column_metric("", metric)  # checks the name
     reference_set = ("cnn" if reference is True else reference) or None
     if reference_set is not None and reference_set not in REFERENCE_SETS:
         raise SevereError(f"unknown reference set '{reference_set}'; use one of {', '.join(REFERENCE_SETS)}")
-    found = _found_columns(collection) if collection is not None else {}
+    found = _found_columns(collection, metric, _primary_metrics(collection)) if collection is not None else {}
     user = _user_rows(collection, found) if collection is not None else []
     ref = load_reference() if reference_set else None
     published = [_published_row(m) for m in ref.select(reference_set)] if ref else []
     rows = _interleave(user, published)
     if not rows:
         raise SevereError("nothing to report: no results and no published rows")
-    cols = _severe_columns() if columns == "severe" else sorted(found.values(), key=_sort_key)
+    cols = _severe_columns(metric) if columns == "severe" else sorted(found.values(), key=_sort_key)
     for r in rows:
         r.mean = severe_mean({c: r.cells[c].mean for c in SEVERE_COLUMNS if c in r.cells})
     _rank(rows, cols)
     shown = {c.key for c in cols}
     hidden = [c.key for c in sorted(found.values(), key=_sort_key) if c.key not in shown]
-    return Report(cols, rows, columns, reference_set, ref.source if ref else None, hidden)
+    return Report(cols, rows, columns, reference_set, ref.source if ref else None, hidden, metric)
 
 
-def build_report(dirs: Iterable[str | Path], reference: bool | str | None = False, columns: str = "severe") -> Report:
+def build_report(dirs: Iterable[str | Path], reference: bool | str | None = False, columns: str = "severe",
+                 metric: str | None = None) -> Report:
     """The SEVERE table of every ``results.json`` under ``dirs``.
 
     ``reference``: False, True (= the published CNN rows), or a set name ``cnn`` / ``vit`` / ``all``;
-    ``columns``: ``severe`` (the 8 benchmark columns) or ``all`` (every experiment found).
+    ``columns``: ``severe`` (the 8 benchmark columns) or ``all`` (every experiment found);
+    ``metric``: None (each column's metric from the experiment table), ``top1`` or ``mean_class`` (every
+    recognition column shows that one).
     """
     if columns not in VIEWS:
         raise SevereError(f"unknown column view '{columns}'; use one of {', '.join(VIEWS)}")
-    return make_report(collect(dirs), columns=columns, reference=reference)
+    column_metric("", metric)  # checks the name before reading anything
+    return make_report(with_shown_metric(collect(dirs), metric), columns=columns, reference=reference, metric=metric)

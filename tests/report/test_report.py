@@ -28,9 +28,11 @@ def write_run(root: Path, init: str, exp: str, value: float, seed: int = 1, *, m
     spec = EXPERIMENTS.get(exp)
     if higher_is_better is None:
         higher_is_better = spec.higher_is_better if spec else True
+    metric = spec.metric if spec and spec.metric else "m"  # the primary is the metric the table shows
     record = make_results(
         experiment_id=exp, task="t", dataset=exp, factor=factor or (spec.factor if spec else "domain"),
-        mode=mode or (spec.mode if spec else "finetune"), init_method=init, metrics={"x": value}, primary_metric="m",
+        mode=mode or (spec.mode if spec else "finetune"), init_method=init,
+        metrics={metric: value / 100 if higher_is_better else value}, primary_metric=metric,
         primary_value=value, higher_is_better=higher_is_better,
         seed=seed, config={}, data={}, deviations=[])
     run_dir = root / exp / init / f"seed{seed}{sub}"
