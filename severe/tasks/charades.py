@@ -137,8 +137,6 @@ class CharadesTask(SlowFastTask):
     def deviations(self, job: Job, data, counts: dict) -> list[str]:
         out = [
             "reported model = last epoch (as the original); no per-epoch evaluation on the val (= test) set",
-            "test label = union of all frame labels of the video (PySlowFast: union over the 30 views' spans; "
-            "identical unless the views leave gaps, i.e. videos longer than ~9 clip spans)",
             "plain BatchNorm on one process group (the original yaml named sync-BN over 4 GPUs)",
         ]
         if job.method == "tclr":

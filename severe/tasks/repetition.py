@@ -231,6 +231,9 @@ class RepetitionTask(Task):
             "TCLR's convention in training only)",
             "resume continues at the next epoch with the full state (the original restarted the saved epoch)",
         ]
+        if job.method == "tclr":
+            out.append("TCLR: its checkpoint's input convention (no normalisation, BGR channel order) in training and "
+                       "testing; the original repetition code fed TCLR RGB frames (docs/differences.md §30)")
         if cfg.DATA.CORRECT_CAPPED_COUNT:
             items = item_summary(data.items)
             out.append(f"count of sub-segments cut to {cfg.DATA.MAX_SEGMENT_FRAMES} frames recomputed "
