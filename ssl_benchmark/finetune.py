@@ -1,6 +1,8 @@
 """Finetune a pretrained R(2+1)D-18 on a SEVERE recognition experiment and test it.
 
     python finetune.py configs/domain/ucf101.yaml --init gdt --weights ../checkpoints_pretraining/gdt/gdt_K400.pth --trust
+
+Add --print-config to print the resolved config (per-method rules as comments) and exit without running.
 """
 import sys
 

@@ -1,6 +1,8 @@
 """Linear evaluation (frozen backbone, new linear head) on a SEVERE recognition experiment.
 
     python linear_eval.py configs/linear/ucf101.yaml --init rspnet --weights converted/rspnet.pth
+
+Add --print-config to print the resolved config (per-method rules as comments) and exit without running.
 """
 import sys
 

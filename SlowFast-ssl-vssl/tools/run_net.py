@@ -4,6 +4,8 @@
         MODEL.CKPT ../checkpoints_pretraining/gdt/gdt_K400.pth --trust
 
 The config's TRAIN.DATASET (ava or charades) picks the task; see ../README.md.
+
+Add --print-config to print the resolved config (per-method rules as comments) and exit without running.
 """
 import sys
 
