@@ -83,6 +83,7 @@ def find_prefix(tensors: Mapping[str, torch.Tensor], prefix: str, anchor: str) -
 #: the recognition recipes a per-method rule can name (docs/protocol.md §3): the Adam recipe of the original
 #: finetuning / linear-probe code (every recognition dataset but EK-100) and the SGD recipe of its EK-100 code
 RECIPES: tuple[str, ...] = ("adam", "ek100")
+ADAM = ("adam",)  # the recipes of a rule that changes the Adam recipe only
 
 
 def recipe_of(dataset: str) -> str:
@@ -172,11 +173,12 @@ SCRATCH = "scratch"
 _SCRATCH_LONG = {"TRAIN.EPOCHS": 20, "TRAIN.MILESTONES": [10, 15, 18], "TRAIN.WEIGHT_DECAY": 1e-4}
 SCRATCH_RULES: tuple[InitRule, ...] = (
     InitRule(SCRATCH, _SCRATCH_LONG, "scratch schedule (ucf101/hmdb51/gym99/gym288)",
-             ("ucf101", "hmdb51", "gym99", "gym288"), num_examples=(0,)),
+             ("ucf101", "hmdb51", "gym99", "gym288"), num_examples=(0,), recipes=ADAM),
     InitRule(SCRATCH, {"TRAIN.EPOCHS": 25, "TRAIN.MILESTONES": [12, 19, 22], "TRAIN.WEIGHT_DECAY": 1e-4},
-             "scratch schedule (ssv2)", ("ssv2",), num_examples=(0,)),
+             "scratch schedule (ssv2)", ("ssv2",), num_examples=(0,), recipes=ADAM),
     InitRule(SCRATCH, {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [7, 12, 16], "TRAIN.WEIGHT_DECAY": 1e-5},
-             "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1"), num_examples=(0,)),
+             "scratch schedule (FineGym FX-S1/UB-S1)", ("gym_fx_s1", "gym_ub_s1"), num_examples=(0,),
+             recipes=ADAM),
 )
 
 #: the original's I3D finetuning configs (ucf101, hmdb51, diving48; full training sets): 224 crops, so the test
@@ -223,7 +225,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         ("model",), "video_model.", "stem.0.weight",
         detect=6, synthetic=layouts.avid_cma,
         rules=(InitRule("avid_cma", {"TRAIN.LR": 1e-3}, "AVID-CMA finetunes with lr 1e-3 (docs/protocol.md §3)",
-                        recipes=("adam",)),),  # not EK-100: every method ran at that recipe's own lr
+                        recipes=ADAM),),  # not EK-100: every method ran at that recipe's own lr
     ),
     MethodSpec(
         "ctp", "CtP (Catch-the-Patch)", "ctp/snellius_r2p1d18_ctp_k400_epoch_90.pth", "SEVERE-hosted file",
@@ -239,7 +241,8 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         extra_check=lambda obj, t: _has_key_encoder(t),
         detect=2, synthetic=layouts.tubelet_contrast,
         rules=(InitRule("tubelet_contrast", {"TRAIN.EPOCHS": 18, "TRAIN.MILESTONES": [8, 13, 16]},
-                        "Tubelet-Contrast 1000-sample schedule", ("ucf101", "gym99"), num_examples=(1000,)),),
+                        "Tubelet-Contrast 1000-sample schedule", ("ucf101", "gym99"), num_examples=(1000,),
+                        recipes=ADAM),),
         pretraining_data=("kinetics-400", "mini-kinetics"),
         extra_files={"tubelet_contrast/mini-kinetics/r2+1d/epoch_100.pth": "tubelet_contrast_mini-kinetics"},
     ),
@@ -254,7 +257,8 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         "authors' release", ("state_dict",), "backbone.", "conv3d_1a_7x7.conv3d.weight", rename=i3d_names, arch="i3d",
         detect=4, synthetic=layouts.tubelet_contrast_i3d, pretraining_data=("kinetics-400",),
         rules=(InitRule("tubelet_contrast_i3d", _TC_I3D_RECIPE, "Tubelet-Contrast I3D recipe (crop 224, 17 epochs, "
-                        "dropout 0.5)", ("ucf101", "hmdb51", "diving48"), num_examples=(0,)),),
+                        "dropout 0.5)", ("ucf101", "hmdb51", "diving48"), num_examples=(0,),
+                        recipes=ADAM),),
     ),
     MethodSpec(
         "tclr", "TCLR", "tclr/rpd18kin400.pth", "authors' release (modified layer4)",
@@ -262,7 +266,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
         extra_check=_tclr_layer4,
         detect=0, synthetic=layouts.tclr,
         rules=(InitRule("tclr", {"DATA.NUM_FRAMES": 32}, "TCLR's UCF101 linear probe uses 32-frame clips", ("ucf101",),
-                        ("linear",)),),
+                        ("linear",), recipes=ADAM),),
         task_notes={"ava": "TCLR: its own layer4 (the original left layer4.0 random) and temporal pooling over its "
                            "8-step map",
                     "charades": "TCLR: its own layer4 and global pooling over its 8-step map"},
