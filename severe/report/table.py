@@ -188,7 +188,7 @@ def with_shown_metric(collection: Collection, metric: str | None = None) -> Coll
     primaries = _primary_metrics(collection)
     runs = [replace(r, value=shown_value(r, column_metric(r.experiment_id, metric, primaries.get(r.experiment_id))))
             for r in collection.runs]
-    return aggregate(runs)
+    return replace(collection, runs=runs, cells=aggregate(runs).cells)  # whatever else it holds is kept
 
 
 def _sort_key(c: Column) -> tuple:
