@@ -132,6 +132,7 @@ def test_training_subset_is_drawn_from_the_full_official_list(synthetic_root, tm
     partial_list, partial_train = subset(roots["incomplete"])
     # 10 examples over 5 classes of 3 videos: 2 per class, drawn among all 3 official entries of each class
     assert len(full_list) == 10 and partial_list == full_list
+    assert removed & {key for key, _ in full_list}  # the subset holds videos the incomplete root lacks
     assert partial_train == [k for k in full_train if k not in removed] and len(partial_train) < len(full_train)
 
 
