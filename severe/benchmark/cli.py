@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from severe.benchmark.launch import (Job, Outcome, SlurmSettings, clear_run_dir, plan_jobs, queued_slurm_jobs,
-                                     run_local, submit_slurm)
+                                     run_jobs, submit_slurm)
 from severe.benchmark.reuse import mismatch, resolved_config
 from severe.benchmark.runners import route_overrides
 from severe.checkpoints.weights import check_initialisation
@@ -175,7 +175,7 @@ def main(argv: list[str]) -> int:
         submitted = submit_slurm(to_submit, settings, log_dir)
         print(json.dumps({"submitted": submitted, "already queued or running": queued}, indent=2))
         return 0
-    outcome = run_local(jobs, out.resolve() / "benchmark_errors" / method, progress=not args.no_progress)
+    outcome = run_jobs(jobs, out.resolve() / "benchmark_errors" / method, progress=not args.no_progress)
     print_summary(outcome)
     print(f"results under {out / method}; table: severe report {out}")
     if outcome.interrupted:

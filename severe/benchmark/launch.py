@@ -153,7 +153,25 @@ def run_one(job: Job, error_dir: Path) -> tuple[str, str]:
     return ("done", "") if code == 0 else ("failed", f"exit status {code}")
 
 
-def run_local(jobs: list[Job], error_dir: Path, progress: bool = True) -> Outcome:
+def default_error_dir(job: Job) -> Path:
+    """``OUT/benchmark_errors/<method>`` of a job in ``OUT/<method>/<experiment>[/seed<S>]``."""
+    method_dir = job.run_dir.parent if job.seed is None else job.run_dir.parent.parent
+    return method_dir.parent / "benchmark_errors" / method_dir.name
+
+
+def run_local(jobs: list[Job], progress: bool = True) -> dict[str, str]:
+    """:func:`run_jobs` with one status text per job: ``ok``, ``skipped (results.json exists)`` or
+    ``failed (<reason>)``; Ctrl-C propagates as KeyboardInterrupt."""
+    if not jobs:
+        return {}
+    outcome = run_jobs(jobs, default_error_dir(jobs[0]), progress)
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    texts = {"done": "ok", "skipped": "skipped (results.json exists)"}
+    return {n: texts.get(state, f"{state} ({reason})") for n, (state, reason) in outcome.states.items()}
+
+
+def run_jobs(jobs: list[Job], error_dir: Path, progress: bool = True) -> Outcome:
     """Run pending jobs one after another; a failing experiment is recorded with its reason and the others
     still run; Ctrl-C stops the whole benchmark (the rest are 'not run'; the same command resumes).
     Tracebacks of unexpected errors go to ``error_dir``."""
