@@ -9,7 +9,7 @@ from pathlib import Path
 
 from severe.benchmark.launch import (Job, Outcome, SlurmSettings, clear_run_dir, plan_jobs, queued_slurm_jobs,
                                      run_jobs, submit_slurm)
-from severe.benchmark.reuse import mismatch, resolved_config
+from severe.benchmark.reuse import mismatch, resolved_config, weights_ids
 from severe.benchmark.runners import route_overrides
 from severe.checkpoints.weights import check_initialisation
 from severe.cli import setup_logging
@@ -99,13 +99,11 @@ def _only(values: list[str] | None) -> list[str] | None:
     return ids
 
 
-def reuse_problems(jobs: list[Job], method: str, weights: str | None) -> dict[str, str]:
+def reuse_problems(jobs: list[Job], method: str, weights: str | None, trust: bool = False) -> dict[str, str]:
     """Existing runs that must not be reused for this command: job name -> one-line reason. A job whose
     config cannot be resolved (e.g. an invalid override) gets its ``error`` set instead (it fails alone)."""
-    from severe.io import sha256_file
-
     existing = [j for j in jobs if j.status in ("done", "resume")]
-    weights_sha = sha256_file(weights) if weights and existing else None
+    ids = weights_ids(weights, trust) if weights and existing else None
     flags = flag_overrides(init=method, weights=weights)
     problems: dict[str, str] = {}
     for job in existing:
@@ -114,7 +112,7 @@ def reuse_problems(jobs: list[Job], method: str, weights: str | None) -> dict[st
         except SevereError as e:
             job.error = " ".join(str(e).split())
             continue
-        reason = mismatch(job.run_dir, job.status, requested, method, weights_sha)
+        reason = mismatch(job.run_dir, job.status, requested, method, ids)
         if reason is not None:
             problems[job.name] = reason
     return problems
@@ -141,7 +139,7 @@ def main(argv: list[str]) -> int:
     plan = dict(experiments=experiments, method=method, weights=weights, data_root=data_root.resolve(),
                 out=out.resolve(), trust=args.trust, overrides=overrides, seeds=args.seeds)
     jobs = plan_jobs(**plan)
-    problems = reuse_problems(jobs, method, weights)
+    problems = reuse_problems(jobs, method, weights, args.trust)
     if problems and args.rerun_mismatched:
         errors = {j.name: j.error for j in jobs}
         jobs = plan_jobs(**plan, replace=frozenset(problems))
@@ -152,7 +150,9 @@ def main(argv: list[str]) -> int:
           + (f", {len(problems)} to rerun (--rerun-mismatched)" if problems and args.rerun_mismatched else ""))
     if args.dry_run:
         for j in jobs:
-            print(f"  [{'mismatch' if j.name in problems and j.status != 'replace' else j.status}] {j.name}: {j.command()}")
+            status = f"failed: {j.error}" if j.error else "mismatch" if j.name in problems and j.status != "replace" \
+                else j.status
+            print(f"  [{status}] {j.name}: {j.command()}")
     if problems and not args.rerun_mismatched:
         advice = "pass --rerun-mismatched to delete and rerun it, or choose another --out"
         if len(problems) == 1:
@@ -172,9 +172,12 @@ def main(argv: list[str]) -> int:
         for j in to_submit:
             if j.status == "replace":
                 clear_run_dir(j.run_dir)
-        submitted = submit_slurm(to_submit, settings, log_dir)
+        submitted = submit_slurm([j for j in to_submit if j.error is None], settings, log_dir)
         print(json.dumps({"submitted": submitted, "already queued or running": queued}, indent=2))
-        return 0
+        for j in jobs:
+            if j.error is not None:
+                print(f"severe benchmark: {j.name}: not submitted: {j.error}", file=sys.stderr)
+        return 1 if any(j.error is not None for j in jobs) else 0
     outcome = run_jobs(jobs, out.resolve() / "benchmark_errors" / method, progress=not args.no_progress)
     print_summary(outcome)
     print(f"results under {out / method}; table: severe report {out}")

@@ -83,10 +83,28 @@ def _summary(diffs: list[str]) -> str:
     return diffs[0] + (f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else "")
 
 
-def mismatch(run_dir: Path, status: str, requested: dict, method: str, weights_sha: str | None) -> str | None:
+def weights_ids(path: str | Path, trust: bool = False) -> frozenset[str]:
+    """The sha256 values a run made from ``path`` records as ``init.source_sha256``: the file's own, and for a
+    converted file the one of the checkpoint it was converted from."""
+    from severe.checkpoints.loading import read_checkpoint
+    from severe.checkpoints.weights import is_converted
+    from severe.io import sha256_file
+
+    ids = {sha256_file(path)}
+    try:
+        obj = read_checkpoint(Path(path), trust=trust)
+    except SevereError:  # a raw checkpoint that needs --trust: only its own hash
+        return frozenset(ids)
+    if is_converted(obj) and isinstance(obj["meta"].get("source_sha256"), str):
+        ids.add(obj["meta"]["source_sha256"])
+    return frozenset(ids)
+
+
+def mismatch(run_dir: Path, status: str, requested: dict, method: str, weights: frozenset[str] | None) -> str | None:
     """Why the existing run in ``run_dir`` must not be reused for the requested config (None: it may be).
 
-    ``status`` is the planned status (``done``: results.json exists; ``resume``: an unfinished run)."""
+    ``status`` is the planned status (``done``: results.json exists; ``resume``: an unfinished run);
+    ``weights``: :func:`weights_ids` of the requested weights (None for scratch)."""
     from severe.results import RESULTS_FILE, read_results
     from severe.tasks.lifecycle import CONFIG_FILE, INIT_FILE
 
@@ -115,6 +133,6 @@ def mismatch(run_dir: Path, status: str, requested: dict, method: str, weights_s
     if diffs:
         return f"{run_dir}: {name} differs from this command: {_summary(diffs)}"
     recorded_sha = init.get("source_sha256") if isinstance(init, dict) else None
-    if weights_sha is not None and recorded_sha is not None and recorded_sha != weights_sha:
-        return f"{run_dir}: {name} was made from other weights (sha256 {recorded_sha[:12]}..., --weights has {weights_sha[:12]}...)"
+    if weights is not None and recorded_sha is not None and recorded_sha not in weights:
+        return f"{run_dir}: {name} was made from other weights (source sha256 {recorded_sha[:12]}...) than --weights"
     return None

@@ -138,9 +138,12 @@ def protocol_deviations(data: dict) -> tuple[str, ...]:
     from severe.benchmark.reuse import flatten, protocol_config
 
     out = []
-    config, init = data.get("config"), data.get("init_method")
-    protocol = protocol_config(data.get("experiment_id"), init) if isinstance(init, str) and isinstance(
-        data.get("experiment_id"), str) else None
+    config, init, exp = data.get("config"), data.get("init_method"), data.get("experiment_id")
+    spec = EXPERIMENTS.get(exp) if isinstance(exp, str) else None
+    # a run in another mode than its experiment's (e.g. the ucf101 config as a linear probe) has its own
+    # column and no packaged config to compare with
+    protocol = protocol_config(exp, init) if spec is not None and isinstance(init, str) and \
+        data.get("mode") == spec.mode else None
     if isinstance(config, dict) and protocol is not None:
         got, want = flatten(config), flatten(protocol)
         for key in sorted(got.keys() & want.keys()):

@@ -224,3 +224,30 @@ def test_report_marks_runs_that_deviate_from_the_protocol(finished, resumed, tmp
     assert r"$^\dagger$" in out
     assert "2 train entries left out for missing media (DATA.ALLOW_MISSING)" in out
     assert "1 undecodable test videos left out (DATA.ALLOW_TEST_FAILURES)" in out
+
+
+def test_weights_are_compared_by_content(finished, resumed, tmp_path):
+    """A converted file matches runs made from it or from the checkpoint it was converted from; other weights
+    do not; another init never does."""
+    import torch
+
+    from severe.benchmark.reuse import mismatch, weights_ids
+    from severe.io import sha256_file
+
+    raw = tmp_path / "raw.pth"
+    raw.write_bytes(b"the published checkpoint")  # not read: only hashed
+    converted = tmp_path / "gdt.pth"
+    torch.save({"meta": {"method": "gdt", "arch": "r2plus1d_18", "source_sha256": sha256_file(raw)}, "state_dict": {}},
+               converted)
+    other = tmp_path / "other.pth"
+    other.write_bytes(b"another checkpoint")
+    good = json.loads((finished["out"] / "scratch" / "ucf101" / "results.json").read_text())
+    run_dir = tmp_path / "out" / "gdt" / "ucf101"
+    requested = good["config"]
+    _write(run_dir / "results.json", {**good, "init_method": "gdt", "init": {"source_sha256": sha256_file(raw)}})
+    assert mismatch(run_dir, "done", requested, "gdt", weights_ids(converted)) is None
+    assert mismatch(run_dir, "done", requested, "gdt", weights_ids(raw)) is None
+    assert "was made from other weights" in mismatch(run_dir, "done", requested, "gdt", weights_ids(other))
+    assert "was recorded for init 'gdt', not 'tclr'" in mismatch(run_dir, "done", requested, "tclr", None)
+    changed = {**requested, "TRAIN": {**requested["TRAIN"], "LR": 0.5}}
+    assert "TRAIN.LR" in mismatch(run_dir, "done", changed, "gdt", weights_ids(converted))
