@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +184,36 @@ def run_jobs(jobs: list[Job], error_dir: Path, progress: bool = True) -> Outcome
         outcome.states[j.name] = ("skipped", "results.json exists") if skip else ("not run", "")
     pending = [j for j in jobs if j.status != "done" or j.error is not None]
     bar = tqdm(pending, desc="experiments", unit="exp", disable=not progress)
+    try:
+        with _sigint_seen() as seen:
+            _run_pending(bar, outcome, error_dir, seen)
+    except KeyboardInterrupt:  # between two experiments
+        outcome.interrupted = True
+    bar.close()
+    return outcome
+
+
+@contextlib.contextmanager
+def _sigint_seen():
+    """Note every SIGINT (then raise KeyboardInterrupt as Python does), so that an interrupt which surfaces as
+    another error (e.g. a data-loader worker killed by the same Ctrl-C) still stops the benchmark."""
+    seen: list[bool] = []
+
+    def handler(signum, frame):
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_pending(bar, outcome: Outcome, error_dir: Path, seen: list[bool]) -> None:
     for job in bar:
         bar.set_postfix_str(job.name)
         if job.error is not None:
@@ -194,14 +227,14 @@ def run_jobs(jobs: list[Job], error_dir: Path, progress: bool = True) -> Outcome
         try:
             state, reason = run_one(job, error_dir)
         except KeyboardInterrupt:
+            seen.append(True)
+        if seen:
             outcome.states[job.name] = ("interrupted", "Ctrl-C")
             outcome.interrupted = True
-            break
+            return
         outcome.states[job.name] = (state, reason)
         if state == "failed":
             log.error("%s failed: %s", job.name, reason)
-    bar.close()
-    return outcome
 
 
 @dataclass
