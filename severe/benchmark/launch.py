@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +33,10 @@ class Job:
     experiment: Experiment
     run_dir: Path
     argv: list[str]
-    status: str  # "done" (results exist), "resume" (unfinished run found), "new"
+    status: str  # "done" (results exist), "resume" (unfinished run found), "new", "replace" (--rerun-mismatched)
     seed: int | None = None  # set by --seeds; None = the config's own seed
+    overrides: list[str] = field(default_factory=list)  # the KEY VALUE pairs at the end of argv
+    error: str | None = None  # why the job cannot run (recorded as failed without running)
 
     @property
     def name(self) -> str:
@@ -47,10 +54,11 @@ class Job:
 
 
 def plan_jobs(experiments: list[Experiment], method: str, weights: str | None, data_root: Path, out: Path,
-              trust: bool, overrides: dict[str, list[str]], seeds: list[int] | None = None) -> list[Job]:
+              trust: bool, overrides: dict[str, list[str]], seeds: list[int] | None = None,
+              replace: frozenset[str] = frozenset()) -> list[Job]:
     """A job per experiment in ``out/<method>/<experiment>`` (with ``seeds``: per experiment and seed in
     ``out/<method>/<experiment>/seed<S>``, the seed set through the runner's seed key); finished ones are
-    marked done (skipped)."""
+    marked done (skipped); the jobs named in ``replace`` start afresh in their (then emptied) directory."""
     if seeds is not None and len(set(seeds)) != len(seeds):
         raise SevereError(f"--seeds {' '.join(map(str, seeds))}: each seed once")
     jobs = []
@@ -63,15 +71,19 @@ def plan_jobs(experiments: list[Experiment], method: str, weights: str | None, d
             raise SevereError(f"{e.id}: {given[0]} given both as an override and through --seeds; keep one")
         for seed in seeds if seeds is not None else [None]:
             run_dir = out / method / e.id if seed is None else out / method / e.id / f"seed{seed}"
-            if (run_dir / RESULTS_FILE).exists():
+            name = e.id if seed is None else f"{e.id}/seed{seed}"
+            if name in replace:
+                status = "replace"
+            elif (run_dir / RESULTS_FILE).exists():
                 status = "done"
             elif run_dir.exists() and any(run_dir.iterdir()):
                 status = "resume"
             else:
                 status = "new"
+            job_overrides = extra + ([] if seed is None else [seed_key, str(seed)])
             argv = experiment_argv(e, method, weights, data_root, run_dir, resume=status == "resume", trust=trust,
-                                   overrides=extra + ([] if seed is None else [seed_key, str(seed)]))
-            jobs.append(Job(e, run_dir, argv, status, seed))
+                                   overrides=job_overrides)
+            jobs.append(Job(e, run_dir, argv, status, seed, job_overrides))
     return jobs
 
 
@@ -82,20 +94,147 @@ def run_job(module: str, function: str, argv: list[str]) -> int:
     return run_entry(getattr(importlib.import_module(module), function), argv, f"{module}.{function}")
 
 
+_SEED_DIR = re.compile(r"seed\d+")
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Empty ``run_dir`` for a rerun (--rerun-mismatched), keeping the ``seed<S>/`` run directories of
+    other seeds nested in it."""
+    import shutil
+
+    if not run_dir.is_dir():
+        return
+    for p in run_dir.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            if not _SEED_DIR.fullmatch(p.name):
+                shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+@dataclass
+class Outcome:
+    """What happened to each job of a local run: ``state`` done / failed / skipped / interrupted / not run,
+    with a one-line reason."""
+
+    states: dict[str, tuple[str, str]] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def names(self, state: str) -> list[str]:
+        return [n for n, (s, _) in self.states.items() if s == state]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.names("failed"))
+
+
+def _first_line(text: str) -> str:
+    return " ".join(str(text).split()) or "no message"
+
+
+def run_one(job: Job, error_dir: Path) -> tuple[str, str]:
+    """Run one job in this process; returns (state, reason). A SevereError (or any other exception) is a
+    failed experiment; KeyboardInterrupt propagates (it stops the whole benchmark)."""
+    module, function = job.entry
+    try:
+        entry = getattr(importlib.import_module(module), function)
+        code = int(entry(job.argv, prog=f"{module}.{function}") or 0)
+    except SevereError as e:
+        return "failed", _first_line(str(e))
+    except SystemExit as e:  # the entry point's argparse refused the arguments (its message is above)
+        if e.code in (0, None):
+            return "done", ""
+        return "failed", f"its entry point refused the arguments (exit {e.code}; message above)"
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # a bug or an unforeseen fault: keep the traceback for a bug report, go on
+        trace = error_dir / f"{job.name.replace('/', '-')}.traceback.txt"
+        atomic_write_text(trace, traceback.format_exc())
+        return "failed", f"{type(e).__name__}: {_first_line(str(e))} (traceback in {trace})"
+    if code == 130:
+        raise KeyboardInterrupt
+    return ("done", "") if code == 0 else ("failed", f"exit status {code}")
+
+
+def default_error_dir(job: Job) -> Path:
+    """``OUT/benchmark_errors/<method>`` of a job in ``OUT/<method>/<experiment>[/seed<S>]``."""
+    method_dir = job.run_dir.parent if job.seed is None else job.run_dir.parent.parent
+    return method_dir.parent / "benchmark_errors" / method_dir.name
+
+
 def run_local(jobs: list[Job], progress: bool = True) -> dict[str, str]:
-    """Run pending jobs one after another; a failing experiment is reported and the others still run."""
-    outcome: dict[str, str] = {}
-    pending = [j for j in jobs if j.status != "done"]
+    """:func:`run_jobs` with one status text per job: ``ok``, ``skipped (results.json exists)`` or
+    ``failed (<reason>)``; Ctrl-C propagates as KeyboardInterrupt."""
+    if not jobs:
+        return {}
+    outcome = run_jobs(jobs, default_error_dir(jobs[0]), progress)
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    texts = {"done": "ok", "skipped": "skipped (results.json exists)"}
+    return {n: texts.get(state, f"{state} ({reason})") for n, (state, reason) in outcome.states.items()}
+
+
+def run_jobs(jobs: list[Job], error_dir: Path, progress: bool = True) -> Outcome:
+    """Run pending jobs one after another; a failing experiment is recorded with its reason and the others
+    still run; Ctrl-C stops the whole benchmark (the rest are 'not run'; the same command resumes).
+    Tracebacks of unexpected errors go to ``error_dir``."""
+    outcome = Outcome()
     for j in jobs:
-        if j.status == "done":
-            outcome[j.name] = "skipped (results.json exists)"
+        skip = j.status == "done" and j.error is None
+        outcome.states[j.name] = ("skipped", "results.json exists") if skip else ("not run", "")
+    pending = [j for j in jobs if j.status != "done" or j.error is not None]
     bar = tqdm(pending, desc="experiments", unit="exp", disable=not progress)
+    try:
+        with _sigint_seen() as seen:
+            _run_pending(bar, outcome, error_dir, seen)
+    except KeyboardInterrupt:  # between two experiments
+        outcome.interrupted = True
+    bar.close()
+    return outcome
+
+
+@contextlib.contextmanager
+def _sigint_seen():
+    """Note every SIGINT (then raise KeyboardInterrupt as Python does), so that an interrupt which surfaces as
+    another error (e.g. a data-loader worker killed by the same Ctrl-C) still stops the benchmark."""
+    seen: list[bool] = []
+
+    def handler(signum, frame):
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_pending(bar, outcome: Outcome, error_dir: Path, seen: list[bool]) -> None:
     for job in bar:
         bar.set_postfix_str(job.name)
+        if job.error is not None:
+            outcome.states[job.name] = ("failed", job.error)
+            log.error("%s failed: %s", job.name, job.error)
+            continue
+        if job.status == "replace":
+            log.info("%s: emptying %s for a fresh run (--rerun-mismatched)", job.name, job.run_dir)
+            clear_run_dir(job.run_dir)
         log.info("%s %s -> %s", "resuming" if job.status == "resume" else "running", job.name, job.run_dir)
-        code = run_job(*job.entry, job.argv)
-        outcome[job.name] = "ok" if code == 0 else f"failed (exit {code}; see {job.run_dir})"
-    return outcome
+        try:
+            state, reason = run_one(job, error_dir)
+        except KeyboardInterrupt:
+            seen.append(True)
+        if seen:
+            outcome.states[job.name] = ("interrupted", "Ctrl-C")
+            outcome.interrupted = True
+            return
+        outcome.states[job.name] = (state, reason)
+        if state == "failed":
+            log.error("%s failed: %s", job.name, reason)
 
 
 @dataclass

@@ -24,6 +24,10 @@ recognition columns: top-1 video accuracy), read from each results.json's metric
 shows one of them in every recognition column. Several seeds of one cell are averaged (mean ± std, n). Mean rank: per column among the rows shown, 1 = best,
 ties averaged.
 
+A results.json that cannot be read (or is no severe record) is skipped with its reason on stderr; the rest is
+reported. A cell marked † comes from a run that deviates from the protocol (command-line overrides such as
+another epoch count, entries left out by DATA.ALLOW_MISSING, undecodable test videos): the notes say how.
+
 --reference adds the published SEVERE++ numbers (arXiv 2504.05706, Tables 3-10) as '<method> (published)' rows
 next to yours; ranks are then computed over all rows shown.
 
@@ -58,7 +62,14 @@ def main(argv: list[str] | None = None, prog: str = "severe report") -> int:
         raise SevereError(f"--plot {args.plot}: use a .png, .pdf or .svg file name")
     fmt = args.format or (_SUFFIX_FORMATS.get(Path(args.out).suffix.lower(), "md") if args.out else "md")
     reference = args.reference_set or ("cnn" if args.reference else False)
-    report = build_report(args.dirs, reference=reference, columns=args.columns, metric=args.metric)
+    from severe.report.collect import readable_results
+
+    readable, skipped = readable_results(args.dirs)
+    for path, reason in skipped:
+        print(f"{prog}: skipped {reason if reason.startswith(str(path)) else f'{path}: {reason}'}", file=sys.stderr)
+    if not readable:
+        raise SevereError(f"no readable results.json under {', '.join(args.dirs)} ({len(skipped)} skipped, see above)")
+    report = build_report(readable, reference=reference, columns=args.columns, metric=args.metric)
     text = getattr(report, FORMATS[fmt])()
     if args.out:
         atomic_write_text(args.out, text)

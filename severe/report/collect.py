@@ -5,6 +5,10 @@ that is not the benchmark's default: a backbone outside the R(2+1)D-18 family (`
 ``scratch (r3d_18)``) and a pretraining dataset other than the method's main release
 (``tubelet_contrast (mini-kinetics)``), so such runs never share a cell with the default ones.
 
+A run that deviates from the SEVERE protocol carries the reasons (:func:`protocol_deviations`): config keys other
+than the experiment's packaged config for its initialisation (command-line overrides, a changed epoch count ...)
+and data left out (``DATA.ALLOW_MISSING`` exclusions, undecodable test videos); a cell has the union of its runs'.
+
 Several seeds of the same cell are averaged (mean, sample std, n). Two records of the same
 initialisation, experiment, mode and seed must agree (a copied run directory is counted once); if
 they disagree, that is an error naming both files. Records of one experiment id must agree on factor
@@ -56,6 +60,7 @@ class Run:
     higher_is_better: bool
     arch: str | None = None  # the results' init.arch (None in records without one)
     pretraining_data: str | None = None  # the results' init.pretraining_data
+    deviations: tuple[str, ...] = ()  # how the run deviates from the protocol (see protocol_deviations)
 
     @property
     def row(self) -> str:
@@ -71,6 +76,7 @@ class Cell:
     n: int = 1
     seeds: tuple[int, ...] = ()
     paths: tuple[Path, ...] = ()
+    deviations: tuple[str, ...] = ()  # protocol deviations of its runs (union)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,42 @@ def _optional_text(data: dict, path: Path, key: str) -> str | None:
     return value
 
 
+#: config keys that do not change what a run computes (where it reads/writes, its seed, loader processes,
+#: extra checkpoints, the architecture named in the row label), and the data switches whose effect (entries
+#: actually left out) is reported from the record's data counts instead
+PROTOCOL_FREE_KEYS = ("RUN.", "SEED", "DATA.NUM_WORKERS", "TRAIN.CHECKPOINT_EVERY", "MODEL.ARCH", "DATA.ALLOW_MISSING",
+                      "DATA.ALLOW_TEST_FAILURES")
+
+
+def protocol_deviations(data: dict) -> tuple[str, ...]:
+    """How a results record deviates from the SEVERE protocol of its experiment: ``KEY value (protocol: value)``
+    for every recorded config key that differs from the packaged config for its initialisation (known
+    experiments only), and the entries its data record says were left out."""
+    from severe.benchmark.reuse import flatten, protocol_config
+
+    out = []
+    config, init, exp = data.get("config"), data.get("init_method"), data.get("experiment_id")
+    spec = EXPERIMENTS.get(exp) if isinstance(exp, str) else None
+    # a run in another mode than its experiment's (e.g. the ucf101 config as a linear probe) has its own
+    # column and no packaged config to compare with
+    protocol = protocol_config(exp, init) if spec is not None and isinstance(init, str) and \
+        data.get("mode") == spec.mode else None
+    if isinstance(config, dict) and protocol is not None:
+        got, want = flatten(config), flatten(protocol)
+        for key in sorted(got.keys() & want.keys()):
+            if not key.startswith(PROTOCOL_FREE_KEYS) and got[key] != want[key]:
+                out.append(f"{key} {got[key]!r} (protocol: {want[key]!r})")
+    record = data.get("data") if isinstance(data.get("data"), dict) else {}
+    for split, counts in record.items():
+        missing = counts.get("missing") if isinstance(counts, dict) else None
+        if isinstance(missing, int) and not isinstance(missing, bool) and missing > 0:
+            out.append(f"{missing} {split} entries left out for missing media (DATA.ALLOW_MISSING)")
+    failures = record.get("test_failures")
+    if isinstance(failures, int) and not isinstance(failures, bool) and failures > 0:
+        out.append(f"{failures} undecodable test videos left out (DATA.ALLOW_TEST_FAILURES)")
+    return tuple(out)
+
+
 def read_run(path: Path) -> Run:
     """Read and validate one results file (see :func:`severe.results.read_results`)."""
     data = read_results(path)
@@ -132,6 +174,7 @@ def read_run(path: Path) -> Run:
         higher_is_better=_field(data, path, "primary.higher_is_better", bool),
         arch=_optional_text(data, path, "arch"),
         pretraining_data=_optional_text(data, path, "pretraining_data"),
+        deviations=protocol_deviations(data),
     )
     for key in ("init", "experiment_id", "mode", "factor"):
         if not getattr(run, key).strip():
@@ -205,7 +248,8 @@ def aggregate(runs: list[Run]) -> Collection:
     for key, group in grouped.items():
         values = [r.value for r in group]
         cells[key] = Cell(mean=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else None,
-                          n=len(values), seeds=tuple(r.seed for r in group), paths=tuple(r.path for r in group))
+                          n=len(values), seeds=tuple(r.seed for r in group), paths=tuple(r.path for r in group),
+                          deviations=tuple(dict.fromkeys(d for r in group for d in r.deviations)))
     rows = {run.row: (run.init, run.arch) for run in by_seed.values()}
     return Collection(runs=list(by_seed.values()), cells=cells,
                       experiments={k: info for k, (info, _) in experiments.items()}, rows=rows)
@@ -214,3 +258,16 @@ def aggregate(runs: list[Run]) -> Collection:
 def collect(dirs: Iterable[str | Path]) -> Collection:
     """Read every results file under ``dirs`` and aggregate it (see the module doc)."""
     return aggregate([read_run(p) for p in find_results(dirs)])
+
+
+def readable_results(dirs: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The results files under ``dirs`` that :func:`read_run` accepts, and the others with the reason."""
+    good, skipped = [], []
+    for p in find_results(dirs):
+        try:
+            read_run(p)
+        except SevereError as e:
+            skipped.append((p, str(e)))
+        else:
+            good.append(p)
+    return good, skipped

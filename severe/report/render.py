@@ -16,6 +16,7 @@ from severe.experiments import FACTOR_LABELS, SEVERE_COLUMNS
 from severe.report.table import Column, Report, Row
 
 MISSING = "–"
+DEVIATES = "†"  # a cell from a run that deviates from the protocol (see _deviation_notes)
 MEAN_HEADER, RANK_HEADER = "SEVERE mean", "Mean rank"
 
 
@@ -74,10 +75,26 @@ def _notes(report: Report, arrow: str, pm: str) -> list[str]:
         notes.append(f"a {pm} s: mean {pm} sample standard deviation over {counts.pop()} seeds; a single value: one seed.")
     elif counts:
         notes.append(f"a {pm} s (n=k): mean {pm} sample standard deviation over k seeds; a single value: one seed.")
+    notes += _deviation_notes(report)
     if report.reference_set:
         notes.append(f"Rows marked '(published)': {report.reference_source}")
     if report.hidden:
         notes.append(f"Also found but not in this view (see --columns all): {', '.join(report.hidden)}.")
+    return notes
+
+
+def _deviation_notes(report: Report) -> list[str]:
+    """One note per row and set of deviations: which of its shown cells are marked and why."""
+    notes = []
+    for row in report.rows:
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for col in report.columns:
+            cell = row.cells.get(col.key)
+            if cell is not None and cell.deviations:
+                groups.setdefault(cell.deviations, []).append(col.label)
+        for reasons, labels in groups.items():
+            notes.append(f"{DEVIATES} {row.label}, {', '.join(labels)}: deviates from the SEVERE protocol — "
+                         f"{'; '.join(reasons)}.")
     return notes
 
 
@@ -96,7 +113,8 @@ def to_markdown(report: Report) -> str:
         for col in report.columns:
             cell = row.cells.get(col.key)
             text = _value_md(cell, col, show_n) if cell else MISSING
-            cells.append(f"**{text}**" if cell and _is_best(report, row, col) else text)
+            text = f"**{text}**" if cell and _is_best(report, row, col) else text
+            cells.append(text + (f" {DEVIATES}" if cell and cell.deviations else ""))
         mean = fmt(row.mean, 2) if row.mean is not None else MISSING
         lines.append("| " + " | ".join([row.label, *cells, mean, _mean_rank_text(report, row, True)]) + " |")
     lines.append("")
@@ -155,7 +173,8 @@ def to_latex(report: Report) -> str:
             text = fmt(cell.mean, col.decimals)
             if cell.n > 1 and cell.std is not None:
                 text += rf"{{\scriptsize $\pm${fmt(cell.std, col.decimals)}}}"
-            cells.append(rf"\textbf{{{text}}}" if _is_best(report, row, col) else text)
+            text = rf"\textbf{{{text}}}" if _is_best(report, row, col) else text
+            cells.append(text + (r"$^\dagger$" if cell.deviations else ""))
         label = latex_escape(row.label)
         mean = fmt(row.mean, 2) if row.mean is not None else "--"
         rank = fmt(row.mean_rank, 2) if row.mean_rank is not None else "--"
