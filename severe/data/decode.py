@@ -138,9 +138,23 @@ class VideoHandle:
         if min(idx) < 0:
             raise ValueError(f"negative frame index {min(idx)} for {self.path}")
         wanted = sorted(set(idx))
-        got = dict(self.iter_frames(wanted, box=box))
+        # copy each frame into the clip as it arrives, so that its decoder buffer is freed (and reused)
+        # at once instead of keeping every converted frame alive until a final stack
+        pos = {j: k for k, j in enumerate(wanted)}
+        out: np.ndarray | None = None
+        got: dict[int, np.ndarray] = {}
+        for i, frame in self.iter_frames(wanted, box=box):
+            if out is None:
+                out = np.empty((len(wanted),) + frame.shape, dtype=frame.dtype)
+            elif frame.shape != out.shape[1:]:
+                raise DecodeError(f"{self.path}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, earlier frames "
+                                  f"{out.shape[2]}x{out.shape[1]} (the frame size changes inside the video)")
+            out[pos[i]] = frame
+            got[i] = out[pos[i]]
         if len(got) < len(wanted):
             got = self._clamp_missing(wanted, got, box)
+        elif idx == wanted:  # the usual training clip: distinct frames in order
+            return out
         return np.stack([got[i] for i in idx])
 
     def read_all(self) -> np.ndarray:

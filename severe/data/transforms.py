@@ -138,6 +138,13 @@ def _planar_float(video: torch.Tensor) -> torch.Tensor:
     """``[T, C, H, W]`` (any memory layout, uint8 or float) -> a new float32 ``[C, T, H, W]`` (one copy)."""
     t, c, h, w = video.shape
     out = torch.empty((c, t, h, w), dtype=torch.float32)
+    if c == 3 and video.dtype == torch.uint8 and t * h * w > 0 and video.is_contiguous(memory_format=torch.channels_last):
+        # channels-last uint8 (the resize's output): OpenCV's SIMD de-interleave, then widen per plane
+        planes = cv2.split(video.permute(0, 2, 3, 1).numpy().reshape(t * h, w, 3))
+        dst = out.numpy().reshape(3, t * h, w)
+        for k in range(3):
+            dst[k] = planes[k]
+        return out
     out.copy_(video.permute(1, 0, 2, 3))
     return out
 
@@ -358,7 +365,10 @@ def jitter_planar_(x: torch.Tensor, order: Sequence[int], brightness: float, con
     returns a new tensor). Whole-clip tensor ops; each op ends on integers like v2's uint8 results."""
     for op in order:
         if op == 0:
-            x.mul_(brightness).clamp_(0.0, 255.0).floor_()
+            x.mul_(brightness)
+            if brightness > 1.0:  # a factor <= 1 keeps values of [0, 255] inside it
+                x.clamp_(0.0, 255.0)
+            x.floor_()
         elif op == 1:
             mean = _grey(x).mean(dim=(-2, -1), keepdim=True)  # [T, 1, 1]: each frame's mean grey
             _blend_(x, mean, contrast)
@@ -378,8 +388,12 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
 
 
 def _blend_(x: torch.Tensor, other: torch.Tensor, ratio: float) -> None:
-    # values are >= 0 after the clamp, where floor == trunc (v2's float -> uint8); trunc_ is not vectorised
-    x.mul_(ratio).add_(other, alpha=1.0 - ratio).clamp_(0.0, 255.0).floor_()
+    # values are >= 0 after the clamp, where floor == trunc (v2's float -> uint8); trunc_ is not vectorised.
+    # For ratio <= 1 the blend of values in [0, 255] stays in [0, 256): the clamp cannot change the floor.
+    x.mul_(ratio).add_(other, alpha=1.0 - ratio)
+    if ratio > 1.0:
+        x.clamp_(0.0, 255.0)
+    x.floor_()
 
 
 def _hue(x: torch.Tensor, hue_factor: float) -> torch.Tensor:
@@ -388,23 +402,24 @@ def _hue(x: torch.Tensor, hue_factor: float) -> torch.Tensor:
         raise ValueError(f"hue_factor ({hue_factor}) is not in [-0.5, 0.5]")
     if hue_factor == 0.0 or x.numel() == 0:
         return x
+    if not x.is_contiguous():
+        x = x.contiguous()
     c, t, h, w = x.shape
     planes = x.numpy().reshape(c, t * h, w)
     rgb = _hue_hwc(cv2.merge([planes[0], planes[1], planes[2]]), hue_factor)  # interleave (7x torch's permute)
-    out = torch.empty_like(x)
-    out.copy_(torch.from_numpy(rgb).view(t, h, w, 3).permute(3, 0, 1, 2))
-    return out
+    cv2.split(rgb, [planes[0], planes[1], planes[2]])  # back into x's planes, in place
+    return x
 
 
 def _hue_hwc(rgb: np.ndarray, hue_factor: float) -> np.ndarray:
-    """OpenCV hue shift of float32 ``[N, W, 3]`` RGB on the 0..255 scale, truncated like v2."""
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    """OpenCV hue shift of float32 ``[N, W, 3]`` RGB on the 0..255 scale, truncated like v2 (in place)."""
+    cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV, dst=rgb)
     # degrees in [0, 360) -> [0, 720); OpenCV's HSV->RGB wraps hue >= 360 itself (tested)
-    hsv[..., 0] += 360.0 * hue_factor + (360.0 if hue_factor < 0 else 0.0)
-    out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    out *= (256.0 - 1e-3) / 255.0  # v2: float in [0, 1] * (255 + 1 - 1e-3), truncated
-    np.trunc(out, out=out)
-    return out
+    rgb[..., 0] += 360.0 * hue_factor + (360.0 if hue_factor < 0 else 0.0)
+    cv2.cvtColor(rgb, cv2.COLOR_HSV2RGB, dst=rgb)
+    rgb *= (256.0 - 1e-3) / 255.0  # v2: float in [0, 1] * (255 + 1 - 1e-3), truncated
+    np.trunc(rgb, out=rgb)
+    return rgb
 
 
 def adjust_hue(video: torch.Tensor, hue_factor: float) -> torch.Tensor:
@@ -414,7 +429,7 @@ def adjust_hue(video: torch.Tensor, hue_factor: float) -> torch.Tensor:
     if not -0.5 <= hue_factor <= 0.5:
         raise ValueError(f"hue_factor ({hue_factor}) is not in [-0.5, 0.5]")
     shape = video.shape
-    x = video.movedim(-3, -1).to(torch.float32).contiguous().numpy()
+    x = video.movedim(-3, -1).to(torch.float32, copy=True).contiguous().numpy()  # hue works in place
     rgb = _hue_hwc(x.reshape(-1, shape[-1], 3), hue_factor) if hue_factor != 0.0 else x
     return torch.from_numpy(rgb).view(x.shape).to(torch.uint8).movedim(-1, -3)
 
