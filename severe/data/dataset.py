@@ -230,9 +230,16 @@ class ClipDataset(Dataset):
     def _train_clip(self, entry: VideoEntry, rng: np.random.Generator) -> torch.Tensor:
         with self.reader.open(self.path(entry)) as h:
             indices = self._train_indices(entry, h.info, rng)
+            g = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
+            if type(self.transform) is TrainTransform and isinstance(h, VideoHandle) and h.info.width > 0:
+                # the protocol transform (not a subclass): draw the crop from the header's frame size and
+                # read only the crop box of each frame (same draws and result as transforming full frames)
+                p = self.transform.sample(h.info.height, h.info.width, g)
+                c = p.crop
+                frames = h.read(indices, box=(c.top, c.left, c.height, c.width))
+                return self.transform.apply(torch.from_numpy(frames).permute(0, 3, 1, 2), p, cropped=True)
             frames = h.read(indices)
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # channels-last view, no copy
-        g = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
         return self.transform(video, g)
 
     def _train_indices(self, entry: VideoEntry, info: VideoInfo, rng: np.random.Generator) -> list[int]:

@@ -3,12 +3,14 @@
 A :class:`VideoReader` opens a video (``open(path) -> VideoHandle``); the handle knows the video's
 :class:`VideoInfo` and reads frames by **source frame number** (0 = the first frame of the stream):
 
-* ``read(indices)`` -> uint8 ``[N, H, W, 3]`` RGB in the order asked for; indices may repeat and be
-  unordered. The file is decoded once, in order: seek to the keyframe before the first needed frame,
-  convert only the frames kept, stop after the last needed frame.
-* ``iter_frames(sorted_unique_indices, to_end=False)`` streams ``(index, frame)`` pairs (used by the
-  test protocol to downscale frames as they arrive); ``to_end=True`` decodes to the end of the stream
-  so that the frame count becomes exact.
+* ``read(indices, box=None)`` -> uint8 ``[N, H, W, 3]`` RGB in the order asked for; indices may repeat
+  and be unordered. The file is decoded once, in order: seek to the keyframe before the first needed
+  frame, convert only the frames kept, stop after the last needed frame. ``box`` = (top, left, height,
+  width) returns only that region of every frame: only the region is copied out of the converted frame.
+* ``iter_frames(sorted_unique_indices, to_end=False, box=None)`` streams ``(index, frame)`` pairs (used
+  by the test protocol to downscale frames as they arrive); ``to_end=True`` decodes to the end of the
+  stream so that the frame count becomes exact. The frames may be read-only views of the decoder's
+  buffers (each frame its own buffer); copy before writing into them.
 * ``read_all()`` -> every frame of the video (one decode pass).
 
 Readers also offer one-call helpers by path: ``reader.info(path)``, ``reader.read(path, indices)``,
@@ -48,6 +50,7 @@ __all__ = [
     "VideoInfo",
     "VideoHandle",
     "VideoReader",
+    "Box",
     "PyAVReader",
     "FrameFolderReader",
     "READERS",
@@ -81,6 +84,21 @@ def _info(fps: float, num_frames: int, width: int, height: int, exact: bool) -> 
     return VideoInfo(float(fps), int(num_frames), num_frames / fps, int(width), int(height), exact)
 
 
+#: a frame region: (top, left, height, width) in pixels
+Box = tuple[int, int, int, int]
+
+
+def _region(frame: np.ndarray, box: Box | None, path: Path) -> np.ndarray:
+    """The ``box`` region of an ``[H, W, 3]`` frame (a view); the frame itself when ``box`` is None."""
+    if box is None:
+        return frame
+    top, left, height, width = box
+    if top < 0 or left < 0 or height < 1 or width < 1 or top + height > frame.shape[0] or left + width > frame.shape[1]:
+        raise DecodeError(f"{path}: region (top {top}, left {left}, {height}x{width}) is outside a "
+                          f"{frame.shape[1]}x{frame.shape[0]} frame (the frame size differs from the header?)")
+    return frame[top:top + height, left:left + width]
+
+
 class VideoHandle:
     """An open video. Subclasses implement :meth:`iter_frames`; the rest is shared."""
 
@@ -88,13 +106,14 @@ class VideoHandle:
     path: Path
 
     def iter_frames(
-        self, indices: Sequence[int] | None, to_end: bool = False
+        self, indices: Sequence[int] | None, to_end: bool = False, box: Box | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, rgb uint8 [H, W, 3])`` for the existing frames among ``indices``.
 
         ``indices`` must be sorted, unique and non-negative; ``None`` = every frame (implies
         ``to_end``). Frames past the real end are not yielded; reaching the end makes ``self.info``
-        exact.
+        exact. ``box`` = (top, left, height, width): only that region (inside the frame, else
+        :class:`DecodeError`). Frames may be read-only views (see the module docstring).
         """
         raise NotImplementedError
 
@@ -107,10 +126,11 @@ class VideoHandle:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames ``indices`` (any order, repeats allowed) as uint8 ``[N, H, W, 3]``.
+    def read(self, indices: Sequence[int], box: Box | None = None) -> np.ndarray:
+        """Frames ``indices`` (any order, repeats allowed) as uint8 ``[N, H, W, 3]`` (a new array).
 
-        Indices at or past the real end of the video get its last frame.
+        Indices at or past the real end of the video get its last frame. ``box`` = (top, left, height,
+        width) reads only that region of every frame.
         """
         idx = [int(i) for i in indices]
         if not idx:
@@ -118,9 +138,23 @@ class VideoHandle:
         if min(idx) < 0:
             raise ValueError(f"negative frame index {min(idx)} for {self.path}")
         wanted = sorted(set(idx))
-        got = dict(self.iter_frames(wanted))
+        # copy each frame into the clip as it arrives, so that its decoder buffer is freed (and reused)
+        # at once instead of keeping every converted frame alive until a final stack
+        pos = {j: k for k, j in enumerate(wanted)}
+        out: np.ndarray | None = None
+        got: dict[int, np.ndarray] = {}
+        for i, frame in self.iter_frames(wanted, box=box):
+            if out is None:
+                out = np.empty((len(wanted),) + frame.shape, dtype=frame.dtype)
+            elif frame.shape != out.shape[1:]:
+                raise DecodeError(f"{self.path}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, earlier frames "
+                                  f"{out.shape[2]}x{out.shape[1]} (the frame size changes inside the video)")
+            out[pos[i]] = frame
+            got[i] = out[pos[i]]
         if len(got) < len(wanted):
-            got = self._clamp_missing(wanted, got)
+            got = self._clamp_missing(wanted, got, box)
+        elif idx == wanted:  # the usual training clip: distinct frames in order
+            return out
         return np.stack([got[i] for i in idx])
 
     def read_all(self) -> np.ndarray:
@@ -136,14 +170,15 @@ class VideoHandle:
             raise DecodeError(f"{self.path}: no decodable video frame")
         return np.stack(frames)
 
-    def _clamp_missing(self, wanted: list[int], got: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    def _clamp_missing(self, wanted: list[int], got: dict[int, np.ndarray],
+                       box: Box | None = None) -> dict[int, np.ndarray]:
         """Give indices past the end the last frame (the end is known once a decode reached it)."""
         n = self.info.num_frames if self.info.exact else 0
         if n <= 0:
             raise DecodeError(f"{self.path}: no decodable video frame")
         last = n - 1
         if last not in got:
-            got.update(self.iter_frames([last]))
+            got.update(self.iter_frames([last], box=box))
             if last not in got:
                 raise DecodeError(f"{self.path}: cannot decode its last frame {last}")
         log.debug("%s: frames %s are past the end (%d frames); clamped", self.path,
@@ -319,20 +354,25 @@ class _PyAVVideo(VideoHandle):
             prev = self._index(frame, prev)
             yield prev, frame
 
-    def _rgb(self, frame) -> np.ndarray:
+    def _rgb(self, frame, box: Box | None = None) -> np.ndarray:
+        """RGB ``[H, W, 3]`` (or its ``box`` region) as a read-only view of the converted frame's buffer."""
         try:
-            return self._reformatter.reformat(frame, format="rgb24", threads=self._threads_sws).to_ndarray()
+            plane = self._reformatter.reformat(frame, format="rgb24", threads=self._threads_sws).planes[0]
         except (self._av.FFmpegError, ValueError) as e:
             raise DecodeError(f"{self.path}: cannot convert a frame to RGB ({_short(e)})") from None
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)  # keeps the frame alive
+        rgb = rows[:, :3 * plane.width].reshape(plane.height, plane.width, 3)
+        rgb.flags.writeable = False
+        return _region(rgb, box, self.path)
 
     def iter_frames(
-        self, indices: Sequence[int] | None, to_end: bool = False
+        self, indices: Sequence[int] | None, to_end: bool = False, box: Box | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:
         if indices is None:  # every frame
             last = -1
             for i, frame in self._frames_from(0):
                 last = i
-                yield i, self._rgb(frame)
+                yield i, self._rgb(frame, box)
             self._reached_end(last)
             return
         n_wanted = len(indices)
@@ -345,7 +385,7 @@ class _PyAVVideo(VideoHandle):
             last = i
             # each wanted index takes the first frame at or after it (exact for constant frame rates)
             if j < n_wanted and i >= indices[j]:
-                rgb = self._rgb(frame)
+                rgb = self._rgb(frame, box)
                 while j < n_wanted and indices[j] <= i:
                     yield indices[j], rgb
                     j += 1
@@ -440,13 +480,13 @@ class _FrameFolder(VideoHandle):
         self.info = _info(reader.fps, n, width, height, exact=True)
 
     def iter_frames(
-        self, indices: Sequence[int] | None, to_end: bool = False
+        self, indices: Sequence[int] | None, to_end: bool = False, box: Box | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:
         n = self.info.num_frames
         for i in range(n) if indices is None else indices:
             if i >= n:
                 return
-            yield i, _load_jpeg(self._reader.file(self.path, i))
+            yield i, _region(_load_jpeg(self._reader.file(self.path, i)), box, self.path)
 
 
 def _jpeg_size(path: Path) -> tuple[int, int]:
@@ -464,7 +504,7 @@ def _load_jpeg(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))  # convert() would copy RGB too
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise DecodeError(f"{path}: cannot read the frame ({_short(e)})") from None
 

@@ -11,12 +11,16 @@ Test (docs/protocol.md §4): resize the short side to 128 (bilinear, antialias) 
 same normalisation. ``TestTransform.spatial`` (uint8 -> uint8) and ``finish`` (uint8 -> normalised
 float ``[C, T, H, W]``) are separate so that the loader can shrink frames as they are decoded.
 
-Everything stays uint8 until the last step; cropping happens before resizing. Frames are best passed
+Everything stays uint8 until the resized crop exists; cropping happens before resizing, and the loader
+may read only the crop box of each frame (``apply(..., cropped=True)``). Frames are best passed
 channels-last (``torch.from_numpy(frames_thwc).permute(0, 3, 1, 2)``, no copy): torch's uint8
-antialiased resize is ~2x faster on that layout, with identical results. Colour jitter runs fused in
-float32 (:func:`color_jitter`): v2's results op for op (uint8 truncation between the ops), with the hue
-step through OpenCV's HSV conversion (10x faster than v2's tensor kernel, within one grey level).
-Normalisation and channel order come from the checkpoint's ``meta`` (:meth:`Normalization.from_meta`).
+antialiased resize is ~2x faster on that layout, with identical results. The resized clip is then
+converted once to float32 in the output layout ``[C, T, H, W]``; colour jitter and normalisation run in
+place on it, whole-clip tensor ops (no per-frame work). Colour jitter (:func:`color_jitter`) gives v2's
+results op for op (uint8 truncation between the ops, as ``floor`` after the clamp: torch's ``trunc``
+is not vectorised), with the hue step through OpenCV's HSV conversion (10x faster than v2's tensor
+kernel, within one grey level). Normalisation and channel order come from the checkpoint's ``meta``
+(:meth:`Normalization.from_meta`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = [
     "make_generator",
     "adjust_hue",
     "color_jitter",
+    "jitter_planar_",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -113,18 +118,35 @@ class Normalization:
         ``[C, T, H, W]``: /255, (x - mean)/std, channel order."""
         if video.ndim != 4 or video.shape[1] != 3 or not (video.dtype == torch.uint8 or video.is_floating_point()):
             raise ValueError(f"expected uint8 or float [T, 3, H, W], got {video.dtype} {tuple(video.shape)}")
-        t, c, h, w = video.shape
-        out = torch.empty((c, t, h, w), dtype=torch.float32)
-        out.copy_(video.permute(1, 0, 2, 3))
+        return self.apply_planar_(_planar_float(video))
+
+    def apply_planar_(self, x: torch.Tensor) -> torch.Tensor:
+        """In place on float32 ``[C, T, H, W]`` on the 0..255 scale: /255, (x - mean)/std; then the channel
+        order (a BGR swap returns a new tensor)."""
         if self.mean is None:
-            out.mul_(1.0 / 255.0)
+            x.mul_(1.0 / 255.0)
         else:
             scale = torch.tensor([1.0 / (255.0 * s) for s in self.std]).view(3, 1, 1, 1)
             shift = torch.tensor([m / s for m, s in zip(self.mean, self.std)]).view(3, 1, 1, 1)
-            out.mul_(scale).sub_(shift)
+            x.mul_(scale).sub_(shift)
         if self.channel_order == "BGR":
-            out = out.flip(0)
+            x = x.flip(0)
+        return x
+
+
+def _planar_float(video: torch.Tensor) -> torch.Tensor:
+    """``[T, C, H, W]`` (any memory layout, uint8 or float) -> a new float32 ``[C, T, H, W]`` (one copy)."""
+    t, c, h, w = video.shape
+    out = torch.empty((c, t, h, w), dtype=torch.float32)
+    if c == 3 and video.dtype == torch.uint8 and t * h * w > 0 and video.is_contiguous(memory_format=torch.channels_last):
+        # channels-last uint8 (the resize's output): OpenCV's SIMD de-interleave, then widen per plane
+        planes = cv2.split(video.permute(0, 2, 3, 1).numpy().reshape(t * h, w, 3))
+        dst = out.numpy().reshape(3, t * h, w)
+        for k in range(3):
+            dst[k] = planes[k]
         return out
+    out.copy_(video.permute(1, 0, 2, 3))
+    return out
 
 
 def _triple(values, what: str) -> tuple[float, float, float]:
@@ -322,23 +344,33 @@ def color_jitter(video: torch.Tensor, order: Sequence[int], brightness: float, c
     """v2 ``ColorJitter`` with fixed factors on uint8 ``[T, 3, H, W]`` frames -> float ``[T, H, W, 3]``.
 
     ``order`` lists the ops (0 brightness, 1 contrast, 2 saturation, 3 hue) in application order.
-    The result holds integers in [0, 255] (float32, channels-last) exactly as v2 would return them as
-    uint8 after each op: v2's blends (``x * f + other * (1 - f)``, clamp, truncation to uint8;
-    grayscale ``floor(0.2989 R + 0.587 G + 0.114 B)``; contrast against each frame's mean grey) are
-    reproduced op for op in float32, without v2's uint8 <-> float round trips between the ops.
-    Hue uses OpenCV's float HSV conversion (v2's tensor kernel costs ~20 ms per 32x112x112 clip on
-    one core, OpenCV ~1 ms) and v2's float -> uint8 rule; it differs from v2 by at most one level on
-    ~0.02 % of values. The other ops match v2 bit for bit except for rare one-level differences
-    from the summation order of the contrast mean.
+    The result holds integers in [0, 255] (float32; a channels-last view of a ``[3, T, H, W]`` tensor)
+    exactly as v2 would return them as uint8 after each op: v2's blends (``x * f + other * (1 - f)``,
+    clamp, truncation to uint8; grayscale ``floor(0.2989 R + 0.587 G + 0.114 B)``; contrast against each
+    frame's mean grey) are reproduced op for op in float32, without v2's uint8 <-> float round trips
+    between the ops. Hue uses OpenCV's float HSV conversion (v2's tensor kernel costs ~20 ms per
+    32x112x112 clip on one core, OpenCV ~1 ms) and v2's float -> uint8 rule; it differs from v2 by at
+    most one level on ~0.02 % of values. The other ops match v2 bit for bit except for rare one-level
+    differences from the summation order of the contrast mean.
     """
-    x = video.movedim(-3, -1).to(torch.float32)  # [T, H, W, 3]; no reorder when channels-last
-    if not x.is_contiguous():
-        x = x.contiguous()
+    if video.ndim != 4 or video.shape[-3] != 3:
+        raise ValueError(f"expected frames [T, 3, H, W], got shape {tuple(video.shape)}")
+    x = jitter_planar_(_planar_float(video), order, brightness, contrast, saturation, hue)
+    return x.permute(1, 2, 3, 0)
+
+
+def jitter_planar_(x: torch.Tensor, order: Sequence[int], brightness: float, contrast: float,
+                   saturation: float, hue: float) -> torch.Tensor:
+    """:func:`color_jitter` in place on float32 ``[3, T, H, W]`` holding 0..255 integers (the hue step
+    returns a new tensor). Whole-clip tensor ops; each op ends on integers like v2's uint8 results."""
     for op in order:
         if op == 0:
-            x.mul_(brightness).clamp_(0.0, 255.0).trunc_()
+            x.mul_(brightness)
+            if brightness > 1.0:  # a factor <= 1 keeps values of [0, 255] inside it
+                x.clamp_(0.0, 255.0)
+            x.floor_()
         elif op == 1:
-            mean = _grey(x).mean(dim=(-3, -2, -1), keepdim=True)
+            mean = _grey(x).mean(dim=(-2, -1), keepdim=True)  # [T, 1, 1]: each frame's mean grey
             _blend_(x, mean, contrast)
         elif op == 2:
             _blend_(x, _grey(x), saturation)
@@ -350,36 +382,56 @@ def color_jitter(video: torch.Tensor, order: Sequence[int], brightness: float, c
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
-    """v2's uint8 grayscale before blending: floor(0.2989 R + 0.587 G + 0.114 B), shape [..., 1]."""
-    r, g, b = x.unbind(-1)
-    return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).floor_().unsqueeze(-1)
+    """v2's uint8 grayscale before blending: floor(0.2989 R + 0.587 G + 0.114 B) of ``[3, ...]``, shape [...]."""
+    r, g, b = x.unbind(0)
+    return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).floor_()
 
 
 def _blend_(x: torch.Tensor, other: torch.Tensor, ratio: float) -> None:
-    x.mul_(ratio).add_(other, alpha=1.0 - ratio).clamp_(0.0, 255.0).trunc_()
+    # values are >= 0 after the clamp, where floor == trunc (v2's float -> uint8); trunc_ is not vectorised.
+    # For ratio <= 1 the blend of values in [0, 255] stays in [0, 256): the clamp cannot change the floor.
+    x.mul_(ratio).add_(other, alpha=1.0 - ratio)
+    if ratio > 1.0:
+        x.clamp_(0.0, 255.0)
+    x.floor_()
 
 
 def _hue(x: torch.Tensor, hue_factor: float) -> torch.Tensor:
+    """Hue shift of float ``[3, T, H, W]`` (0..255 integers) through OpenCV's float HSV conversion."""
     if not -0.5 <= hue_factor <= 0.5:
         raise ValueError(f"hue_factor ({hue_factor}) is not in [-0.5, 0.5]")
     if hue_factor == 0.0 or x.numel() == 0:
         return x
-    shape = x.shape
-    hsv = cv2.cvtColor(x.numpy().reshape(-1, shape[-2], 3), cv2.COLOR_RGB2HSV)
+    if not x.is_contiguous():
+        x = x.contiguous()
+    c, t, h, w = x.shape
+    planes = x.numpy().reshape(c, t * h, w)
+    rgb = _hue_hwc(cv2.merge([planes[0], planes[1], planes[2]]), hue_factor)  # interleave (7x torch's permute)
+    cv2.split(rgb, [planes[0], planes[1], planes[2]])  # back into x's planes, in place
+    return x
+
+
+def _hue_hwc(rgb: np.ndarray, hue_factor: float) -> np.ndarray:
+    """OpenCV hue shift of float32 ``[N, W, 3]`` RGB on the 0..255 scale, truncated like v2 (in place)."""
+    cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV, dst=rgb)
     # degrees in [0, 360) -> [0, 720); OpenCV's HSV->RGB wraps hue >= 360 itself (tested)
-    hsv[..., 0] += 360.0 * hue_factor + (360.0 if hue_factor < 0 else 0.0)
-    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    rgb[..., 0] += 360.0 * hue_factor + (360.0 if hue_factor < 0 else 0.0)
+    cv2.cvtColor(rgb, cv2.COLOR_HSV2RGB, dst=rgb)
     rgb *= (256.0 - 1e-3) / 255.0  # v2: float in [0, 1] * (255 + 1 - 1e-3), truncated
     np.trunc(rgb, out=rgb)
-    return torch.from_numpy(rgb).view(shape)
+    return rgb
 
 
 def adjust_hue(video: torch.Tensor, hue_factor: float) -> torch.Tensor:
     """Hue shift of uint8 ``[..., 3, H, W]`` frames (v2 ``adjust_hue`` within one level, 10x faster)."""
     if video.shape[-3] != 3:
         raise ValueError(f"hue needs 3 channels, got shape {tuple(video.shape)}")
-    x = video.movedim(-3, -1).to(torch.float32).contiguous()
-    return _hue(x, hue_factor).to(torch.uint8).movedim(-1, -3)
+    if not -0.5 <= hue_factor <= 0.5:
+        raise ValueError(f"hue_factor ({hue_factor}) is not in [-0.5, 0.5]")
+    shape = video.shape
+    x = video.movedim(-3, -1).to(torch.float32, copy=True).contiguous().numpy()  # hue works in place
+    rgb = _hue_hwc(x.reshape(-1, shape[-1], 3), hue_factor) if hue_factor != 0.0 else x
+    return torch.from_numpy(rgb).view(x.shape).to(torch.uint8).movedim(-1, -3)
 
 
 class TrainTransform:
@@ -426,19 +478,28 @@ class TrainTransform:
             _uniform(-h, h, generator),
         )
 
-    def apply(self, video: torch.Tensor, p: ClipParams) -> torch.Tensor:
-        """Apply fixed parameters to every frame: uint8 ``[T,C,H,W]`` -> float ``[C,T,S,S]``."""
+    def apply(self, video: torch.Tensor, p: ClipParams, cropped: bool = False) -> torch.Tensor:
+        """Apply fixed parameters to every frame: uint8 ``[T,C,H,W]`` -> float ``[C,T,S,S]``.
+
+        ``cropped=True``: ``video`` already is the ``p.crop`` region of the frames (the loader read only
+        that box); the result is the same as for the full frames.
+        """
         c = p.crop
-        x = F.resized_crop(
-            video, c.top, c.left, c.height, c.width, [self.size, self.size],
-            interpolation=InterpolationMode.BILINEAR, antialias=True,
-        )
+        if cropped:
+            if tuple(video.shape[-2:]) != (c.height, c.width):
+                raise ValueError(f"cropped video is {tuple(video.shape[-2:])}, the crop box {c.height}x{c.width}")
+            x = F.resize(video, [self.size, self.size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+        else:
+            x = F.resized_crop(
+                video, c.top, c.left, c.height, c.width, [self.size, self.size],
+                interpolation=InterpolationMode.BILINEAR, antialias=True,
+            )
         if p.flip:
             x = F.horizontal_flip(x)
+        x = _planar_float(x)  # the one float copy, already in the output layout [C, T, S, S]
         if p.jitter_order:
-            x = color_jitter(x, p.jitter_order, p.brightness, p.contrast, p.saturation, p.hue)
-            return self.norm.apply(x.permute(0, 3, 1, 2))
-        return self.norm.apply(x)
+            x = jitter_planar_(x, p.jitter_order, p.brightness, p.contrast, p.saturation, p.hue)
+        return self.norm.apply_planar_(x)
 
     def __call__(self, video: torch.Tensor, generator: torch.Generator | int | None = None) -> torch.Tensor:
         _check_video(video)
