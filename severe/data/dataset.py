@@ -256,7 +256,9 @@ class ClipDataset(Dataset):
             if not self.allow_failures:
                 raise SevereError(
                     f"cannot decode test video {self.path(entry)} ({err}); the test split must be complete: "
-                    "repair or re-download it (or allow failures to skip and report it)"
+                    "repair or re-download it, or add DATA.ALLOW_TEST_FAILURES True to the command (KEY VALUE; "
+                    "also after training: severe run test RUN_DIR DATA.ALLOW_TEST_FAILURES True) to skip and "
+                    "report it"
                 ) from None
             self._record(i, err, f"test item {i}")
             size = int(getattr(self.transform, "size", 112))
