@@ -66,7 +66,7 @@ def load_task_config(task: Task, config: str | Path, overrides: Sequence[str] = 
     path = task.find_config(config)
     task.check_file(path, list(overrides))
     cfg = load_config(task.defaults(), path, list(overrides), task.aliases)
-    check_ranges(cfg)
+    check_ranges(cfg, task.aliases)
     task.resolve(cfg).validate(cfg)
     return cfg
 

@@ -105,10 +105,10 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def check_ranges(cfg: CfgNode) -> None:
+def check_ranges(cfg: CfgNode, aliases: dict[str, str] | None = None) -> None:
     """One-line SevereError naming the first key of :data:`RANGES` (present in ``cfg``) whose value is out of
-    range, with its PySlowFast name when it has one."""
-    inverse = {v: k for k, v in SLOWFAST_ALIASES.items()}
+    range, with its other name in ``aliases`` (the task's: PySlowFast's) when it has one."""
+    inverse = {v: k for k, v in (aliases or {}).items()}
     for key, (ok, must) in RANGES.items():
         node, *path = [cfg, *key.split(".")]
         for part in path:
