@@ -4,8 +4,8 @@ on stderr naming the path or key and what to do, no traceback, and nothing writt
 Write faults: a path under a regular file is real; read-only, full and permission-denied locations are
 injected at the io layer (``severe.io``'s temp file creation and fsync: the code that maps them), and, when
 this machine lets the tests mount a tmpfs (root), also on a real full and a real read-only file system.
-One tiny recognition run (interrupted after its first epoch, then resumed) serves the resume, short-video
-and re-test checks.
+One tiny recognition run (interrupted after its first epoch, then resumed) serves the resume, short-video,
+umask and re-test checks; its backbone is a one-conv stand-in (tests.helpers) so the module stays fast.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from severe import cli
 from severe.synth.checkpoints import write_synthetic_checkpoint
 from severe.synth.videos import write_video
-from tests.helpers import RECOGNITION_TINY
+from tests.helpers import RECOGNITION_TINY, tiny_repetition_make_backbone
 
 TINY = RECOGNITION_TINY[2:]  # without TRAIN.EPOCHS (given per command: a key twice is an error)
 RUN = ["run", "recognition", "domain/ucf101", "--init", "scratch", "--no-progress"]
@@ -52,6 +52,18 @@ def split_keys(root: Path, name: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_backbone():
+    """Every run of this module builds the one-conv stand-in instead of R(2+1)D-18 (the faults are the point)."""
+    from _pytest.monkeypatch import MonkeyPatch
+
+    from severe.tasks import lifecycle
+
+    with MonkeyPatch.context() as mp:
+        mp.setattr(lifecycle, "make_backbone", tiny_repetition_make_backbone)
+        yield
+
 
 @pytest.fixture(scope="module")
 def data(synthetic_root, tmp_path_factory) -> Path:
@@ -84,6 +96,7 @@ def trained(data, tmp_path_factory) -> Path:
         (Path(path).parent / ".checkpoint_last.pt.abcd1234.tmp").write_bytes(b"half a checkpoint")
         raise KeyboardInterrupt
 
+    umask = os.umask(0o027)  # the run's files must follow it
     with MonkeyPatch.context() as mp:
         mp.setenv("SEVERE_DATA", str(data))
         mp.setattr(trainer, "save_checkpoint", save_then_interrupt)
@@ -92,7 +105,10 @@ def trained(data, tmp_path_factory) -> Path:
         mp.undo()
         mp.setenv("SEVERE_DATA", str(data))
         (run_dir / "keep.tmp").write_text("not ours")
-        assert cli.main([*args, "--resume"]) == 0
+        try:
+            assert cli.main([*args, "--resume"]) == 0
+        finally:
+            os.umask(umask)
     return run_dir
 
 
@@ -233,17 +249,15 @@ def test_real_full_and_read_only_file_systems(capsys, tmpfs, synthetic_checkpoin
     assert (mnt / "earlier.txt").read_text() == "kept"
 
 
-def test_written_files_honour_the_umask(capsys, tmp_path, synthetic_checkpoint):
-    source = synthetic_checkpoint("moco")
-    old = os.umask(0o027)
+def test_written_files_honour_the_umask(capsys, tmp_path, synthetic_checkpoint, trained):
+    old = os.umask(0o002)
     try:
-        assert run_cli(capsys, "convert", "--method", "moco", source, tmp_path / "a.pth")[0] == 0
-        os.umask(0o002)
-        assert run_cli(capsys, "convert", "--method", "moco", source, tmp_path / "b.pth")[0] == 0
+        assert run_cli(capsys, "convert", "--method", "moco", synthetic_checkpoint("moco"), tmp_path / "b.pth")[0] == 0
     finally:
         os.umask(old)
-    assert (tmp_path / "a.pth").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "b.pth").stat().st_mode & 0o777 == 0o664
+    for name in ("results.json", "config.yaml", "init.json", "checkpoint_last.pt"):  # written under umask 027
+        assert (trained / name).stat().st_mode & 0o777 == 0o640, name
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
