@@ -40,22 +40,22 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e):
-            raise SevereError(f"{path} is not a readable PyTorch checkpoint ({_first_line(e)})") from None
+            raise SevereError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})") from None
         if not trust:
-            raise SevereError(f"{path} contains {_refused_object(e)}, which weights-only loading refuses; if you "
+            raise SevereError(f"{path} contains {refused_object(e)}, which weights-only loading refuses; if you "
                               f"trust where this file comes from, pass --trust to unpickle it") from None
     except Exception as e:  # any failure of the weights-only parser on these bytes: not a checkpoint
-        raise SevereError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged: {_first_line(e)})") from None
+        raise SevereError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged: {first_line(e)})") from None
     # Only reached with trust=True after the weights-only attempt found pickled objects.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # the file passed the weights-only parser up to the object, so this is rare
-        raise SevereError(f"{path} could not be unpickled even with --trust ({type(e).__name__}: {_first_line(e)})") from None
+        raise SevereError(f"{path} could not be unpickled even with --trust ({type(e).__name__}: {first_line(e)})") from None
 
 
-def _refused_object(e: BaseException) -> str:
+def refused_object(e: BaseException) -> str:
     """What weights-only loading refused, from torch's message (whose wording varies between versions)."""
     text = str(e)
     found = _GLOBAL_RE.search(text)
@@ -76,9 +76,9 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as e:  # header or data not in the safetensors format
-        raise SevereError(f"{path} is not a readable safetensors file ({_first_line(e)})") from None
+        raise SevereError(f"{path} is not a readable safetensors file ({first_line(e)})") from None
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:200]

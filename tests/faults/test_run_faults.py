@@ -349,3 +349,12 @@ def test_run_test_checks_the_folder_before_evaluating(capsys, trained, monkeypat
     _refuse(monkeypatch, errno.EROFS, "create")
     code, err = run_cli(capsys, "run", "test", trained, "--no-progress")
     assert code == 2 and f"cannot write {trained}: read-only file system" in error_line(err)
+
+
+def test_a_foreign_training_checkpoint_is_refused_in_one_line(capsys, trained, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    torch.save({"format": "severe-train-checkpoint/1", "epoch": 1, "hook": print}, copy / "checkpoint_last.pt")
+    code, err = run_cli(capsys, "run", "test", copy, "--no-progress")
+    line = error_line(err)
+    assert code == 2 and "contains a pickled Python object of type print" in line and "Weights only" not in line
