@@ -1,8 +1,9 @@
 """The ``severe`` command: a thin dispatcher to one module per sub-command.
 
 Each sub-command lives in its own module exposing ``main(argv: list[str]) -> int``; it is imported
-only when used, so ``severe --help`` stays fast. User errors (:class:`SevereError`) print one line
-on stderr and exit with status 2; they never show a traceback.
+only when used, so ``severe --help`` stays fast. User errors (:class:`SevereError`) and writes refused by
+the output location (read-only, no space left, permission, not a folder) print one line on stderr and exit
+with status 2; they never show a traceback.
 """
 
 from __future__ import annotations
@@ -90,6 +91,26 @@ def run_entry(entry: Callable[..., int | None], argv: list[str], prog: str) -> i
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except (OSError, RuntimeError) as e:  # a write refused by the output location, outside severe.io
+        line = _write_failure(e)
+        if line is None:
+            raise
+        print(f"{prog}: error: {line}", file=sys.stderr)
+        return 2
+
+
+def _write_failure(e: BaseException) -> str | None:
+    """One line for an OSError of the output location (read-only, no space, permission, not a folder) or
+    torch's opaque file-writer error; None for anything else (a bug: keep its traceback)."""
+    from severe.io import write_cause
+
+    cause = write_cause(e)
+    if cause is not None:
+        where = getattr(e, "filename", None)
+        return f"{where}: {cause}" if where else cause
+    if isinstance(e, RuntimeError) and "inline_container" in str(e):
+        return f"cannot write a file: the file writer failed ({str(e).strip().splitlines()[0][:160]})"
+    return None
 
 
 if __name__ == "__main__":

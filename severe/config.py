@@ -1,8 +1,10 @@
 """Experiment configs: fvcore ``CfgNode`` files (detectron2 style) + ``KEY VALUE`` overrides.
 
 A config file is the record of an experiment. Keys are validated against the task's defaults:
-unknown keys, duplicate keys and values of the wrong type are errors naming the file and key. A file
-may start from another with ``_BASE_: other.yaml`` (path relative to the file).
+unknown keys, duplicate keys and values of the wrong type are errors naming the file and key (an integer
+is accepted where the default is a float: ``TRAIN.WEIGHT_DECAY 0``). A file may start from another with
+``_BASE_: other.yaml`` (path relative to the file). On the command line a key given twice is an error
+(:func:`check_user_overrides`).
 """
 
 from __future__ import annotations
@@ -85,7 +87,33 @@ def apply_aliases(pairs: dict[str, Any], aliases: dict[str, str], source: str) -
     return out
 
 
+def _coerce_ints(cfg: CfgNode, data: dict) -> dict:
+    """``data`` with an integer turned into a float wherever the schema's value is a float (YAML reads
+    ``0`` and ``1`` as integers; fvcore would refuse them as a type mismatch)."""
+    out = {}
+    for key, value in data.items():
+        current = cfg.get(key) if isinstance(cfg, CfgNode) else None
+        if isinstance(value, dict) and isinstance(current, CfgNode):
+            value = _coerce_ints(current, value)
+        elif _int_for_float(current, value):
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def _int_for_float(current: Any, value: Any) -> bool:
+    return isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool)
+
+
+def _lookup(cfg: CfgNode, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, CfgNode) else None
+    return node
+
+
 def _merge(cfg: CfgNode, data: dict, source: str) -> None:
+    data = _coerce_ints(cfg, data)
     try:
         cfg.merge_from_other_cfg(CfgNode(data))
     except (KeyError, AssertionError, ValueError) as e:
@@ -104,16 +132,38 @@ def merge_file(cfg: CfgNode, path: str | Path, aliases: dict[str, str] | None = 
     _merge(cfg, data, str(path))
 
 
-def merge_overrides(cfg: CfgNode, overrides: Sequence[str], aliases: dict[str, str] | None = None) -> None:
-    """Apply ``KEY VALUE`` pairs from the command line (values parsed as YAML literals)."""
+def check_user_overrides(overrides: Sequence[str], aliases: dict[str, str] | None = None,
+                         source: str = "command line") -> None:
+    """The ``KEY VALUE`` arguments exactly as the user typed them: pairs, and no key given twice (also under
+    another name). Call it on the user's own arguments, before anything adds to them."""
+    overrides = [str(o) for o in overrides]
     if len(overrides) % 2:
-        raise SevereError(f"overrides come in KEY VALUE pairs; got an odd list: {' '.join(overrides)}")
+        raise SevereError(f"overrides come in KEY VALUE pairs; got an odd number of arguments: {' '.join(overrides)}")
+    seen: dict[str, tuple[str, str]] = {}
+    for key, value in zip(overrides[::2], overrides[1::2]):
+        internal = (aliases or {}).get(key, key)
+        if internal in seen:
+            first_key, first_value = seen[internal]
+            also = "" if first_key == key else f" (as {first_key})"
+            raise SevereError(f"{source}: {key} is given twice ({first_value}{also} and {value}); keep one")
+        seen[internal] = (key, value)
+
+
+def merge_overrides(cfg: CfgNode, overrides: Sequence[str], aliases: dict[str, str] | None = None) -> None:
+    """Apply ``KEY VALUE`` pairs (values parsed as YAML literals); a later pair wins, so callers put pairs they
+    add (forced settings, protocol rules) before the user's, whose duplicates :func:`check_user_overrides`
+    refuses."""
+    if len(overrides) % 2:
+        raise SevereError(f"overrides come in KEY VALUE pairs; got an odd number of arguments: {' '.join(overrides)}")
     pairs = list(zip(overrides[::2], overrides[1::2]))
     if aliases:
         keys = [k for k, _ in pairs]
         apply_aliases(dict.fromkeys(keys), aliases, "command line")  # an alias next to its internal name
         pairs = [(aliases.get(k, k), v) for k, v in pairs]
     for key, value in pairs:
+        decoded = CfgNode._decode_cfg_value(value)
+        if _int_for_float(_lookup(cfg, key), decoded):
+            value = repr(float(decoded))
         try:
             cfg.merge_from_list([key, value])
         except (KeyError, AssertionError, ValueError) as e:

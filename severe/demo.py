@@ -123,6 +123,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     setup_logging()
+    from severe.io import check_writable
+
+    check_writable(args.out)  # fail in a second, not after the pretraining
     result = run_demo(Path(args.out), quick=args.quick, progress=not args.no_progress)
     print(f"demo finished in {result['seconds']} s; report: {result['report']} (and report.csv, report.png)")
     return 0

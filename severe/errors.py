@@ -6,3 +6,8 @@ class SevereError(Exception):
 
     The message must name the file, key or value at fault and say what to do.
     """
+
+
+class WriteError(SevereError):
+    """An output file cannot be written (read-only file system, no space left, permission, a path under a
+    regular file); the message names the path and the cause."""

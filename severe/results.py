@@ -29,8 +29,9 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> Path:
         raise SevereError(f"{run_dir} holds a finished run ({RESULTS_FILE} exists); choose another output directory")
     if not resume and run_dir.exists() and any(run_dir.iterdir()):
         raise SevereError(f"{run_dir} already holds an unfinished run; pass --resume to continue it or choose another output directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    from severe.io import check_writable
+
+    return check_writable(run_dir)  # created; a read-only / full / not-a-folder location fails here, before training
 
 
 def make_results(*, experiment_id: str, task: str, dataset: str, factor: str, mode: str, init_method: str,

@@ -83,8 +83,12 @@ def main(argv: list[str]) -> int:
         return 0
     if not args.output:
         parser.error("OUTPUT is required")
+    from severe.io import check_writable
+
     if args.all:
+        check_writable(args.output)
         return _convert_all(Path(args.input), Path(args.output), args.trust)
+    check_writable(Path(args.output).parent)  # a read-only or full output location fails before converting
     converted = convert_file(args.input, args.method, trust=args.trust, pretraining=args.pretraining_data)
     save_converted(converted, args.output)
     print(_describe(converted, Path(args.output)))

@@ -12,7 +12,9 @@ import torch
 
 from severe.errors import SevereError
 
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.<>]+) was not an allowed global")
+# how a file torch.load can read starts: a zip archive (torch >= 1.6), or a legacy pickle (protocol 2+)
+_ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x80")
 
 
 def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
@@ -29,26 +31,40 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
         raise SevereError(f"checkpoint file is empty: {path}")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head.startswith(_ARCHIVE_MAGIC):
+        raise SevereError(f"{path} is not a PyTorch checkpoint (starts with {head!r}, neither a zip archive nor a "
+                          f"pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = _GLOBAL_RE.search(str(e))
-        if found is None:
-            raise SevereError(f"{path} is not a readable PyTorch checkpoint ({_first_line(e)})") from None
+        if "Weights only load failed" not in str(e):
+            raise SevereError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})") from None
         if not trust:
-            raise SevereError(
-                f"{path} contains a pickled Python object of type {found.group(1)}, which weights-only loading "
-                f"refuses; if you trust where this file comes from, pass --trust to unpickle it"
-            ) from None
+            raise SevereError(f"{path} contains {refused_object(e)}, which weights-only loading refuses; if you "
+                              f"trust where this file comes from, pass --trust to unpickle it") from None
     except Exception as e:  # any failure of the weights-only parser on these bytes: not a checkpoint
-        raise SevereError(f"{path} is not a readable PyTorch checkpoint (truncated or another format: {_first_line(e)})") from None
+        raise SevereError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged: {first_line(e)})") from None
     # Only reached with trust=True after the weights-only attempt found pickled objects.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # the file passed the weights-only parser up to the object, so this is rare
-        raise SevereError(f"{path} could not be unpickled even with --trust ({type(e).__name__}: {_first_line(e)})") from None
+        raise SevereError(f"{path} could not be unpickled even with --trust ({type(e).__name__}: {first_line(e)})") from None
+
+
+def refused_object(e: BaseException) -> str:
+    """What weights-only loading refused, from torch's message (whose wording varies between versions)."""
+    text = str(e)
+    found = _GLOBAL_RE.search(text)
+    if found is not None:
+        return f"a pickled Python object of type {found.group(1)}"
+    detail = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    if detail is not None:
+        return f"pickled Python data weights-only loading cannot read ({detail.group(1).strip().rstrip('.')[:160]})"
+    return "pickled Python objects"
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -60,9 +76,9 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as e:  # header or data not in the safetensors format
-        raise SevereError(f"{path} is not a readable safetensors file ({_first_line(e)})") from None
+        raise SevereError(f"{path} is not a readable safetensors file ({first_line(e)})") from None
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:200]

@@ -27,6 +27,11 @@ in shared memory created with the dataset, so workers (fork or spawn) write into
 After (or during) an epoch the caller reads ``dataset.failures.count`` (failure events) and
 ``dataset.failed_keys()`` (which videos). Counts are metadata only: they never influence sampling.
 
+Short videos are padded, never dropped, and counted in :attr:`ClipDataset.short_videos` (a
+:class:`ShortVideoLog`, shared like the failures): a truncated file (its header lists more frames than
+decode), a single-frame video, and a whole video shorter than one clip; :meth:`ShortVideoLog.record` says how
+each kind was padded (for results.json and the log).
+
 Segments (``start_sec``/``end_sec`` set, EK-100): the start is drawn inside the segment, and frame
 positions are clamped to the segment (its last frame repeats) in both modes; whole videos loop-pad.
 """
@@ -45,11 +50,12 @@ from torch.utils.data import Dataset
 
 from severe.data.decode import DecodeError, VideoHandle, VideoInfo, VideoReader, make_reader
 from severe.data.entries import VideoEntry
-from severe.data.sampling import RandomClipSampler, UniformClipSampler, segment_frames, timeline_frames
+from severe.data.sampling import (RandomClipSampler, UniformClipSampler, segment_frames, timeline_frames,
+                                  timeline_length)
 from severe.data.transforms import TestTransform, TrainTransform
 from severe.errors import SevereError
 
-__all__ = ["ClipDataset", "FailureLog", "FAILED_LABEL", "MODES"]
+__all__ = ["ClipDataset", "FailureLog", "ShortVideoLog", "FAILED_LABEL", "MODES"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +108,71 @@ class FailureLog:
             self._flags[:] = flags
         else:
             self._counts, self._flags = state["counts"], state["flags"]
+
+
+class ShortVideoLog:
+    """Which videos were padded because they are short, by kind, shared by the DataLoader workers (one flag
+    byte per video and kind in shared memory, like :class:`FailureLog`). Metadata only: never changes a clip."""
+
+    # kind -> how a clip of such a video is padded, per dataset mode
+    PADDING = {
+        "truncated": {"train": "positions past the decodable end repeat the last decoded frame",
+                      "test": "clips re-planned on the decodable frames (loop-padded when shorter than a clip)"},
+        "one_frame": {"train": "the single frame repeated", "test": "the single frame repeated"},
+        "shorter_than_clip": {"train": "loop-padded: the clip's frames repeat from its start",
+                              "test": "loop-padded: the clip's frames repeat from its start"},
+    }
+    EXAMPLES = 10
+
+    def __init__(self, num_videos: int) -> None:
+        self._flags = {kind: mp.RawArray("b", max(num_videos, 1)) for kind in self.PADDING}
+
+    def mark(self, video_index: int, kind: str) -> None:
+        self._flags[kind][video_index] = 1
+
+    def videos(self, kind: str) -> list[int]:
+        return [i for i, f in enumerate(self._flags[kind]) if f]
+
+    def record(self, keys: Sequence[str], mode: str) -> dict:
+        """``{kind: count, ..., "padding": {kind: how}, "examples": {kind: first keys}}`` (kinds seen only)."""
+        out: dict = {kind: 0 for kind in self.PADDING}
+        out["padding"], out["examples"] = {}, {}
+        for kind, how in self.PADDING.items():
+            seen = self.videos(kind)
+            out[kind] = len(seen)
+            if seen:
+                out["padding"][kind] = how[mode]
+                out["examples"][kind] = [keys[i] for i in seen[: self.EXAMPLES]]
+        return out
+
+    def __getstate__(self) -> dict:
+        from multiprocessing.context import get_spawning_popen
+
+        if get_spawning_popen() is not None:  # a worker being started: share the memory
+            return {"flags": self._flags}
+        return {"snapshot": {k: bytes(v) for k, v in self._flags.items()}}
+
+    def __setstate__(self, state: dict) -> None:
+        if "snapshot" in state:
+            self._flags = {}
+            for kind, flags in state["snapshot"].items():
+                self._flags[kind] = mp.RawArray("b", len(flags))
+                self._flags[kind][:] = flags
+        else:
+            self._flags = state["flags"]
+
+
+def short_video_summary(dataset: "ClipDataset", split: str) -> dict:
+    """The dataset's :class:`ShortVideoLog` record (for results.json), logged as one warning line when any
+    video was padded."""
+    dataset = getattr(dataset, "base", dataset)  # a wrapper (arrow of time) counts in its ClipDataset
+    record = dataset.short_videos.record([e.key for e in dataset.entries], dataset.mode)
+    kinds = [k for k in ShortVideoLog.PADDING if record[k]]
+    if kinds:
+        log.warning("%s split: %s padded (%s)", split,
+                    ", ".join(f"{record[k]} {k.replace('_', ' ')} videos" for k in kinds),
+                    "; ".join(f"{k.replace('_', ' ')}: {record['padding'][k]}" for k in kinds))
+    return record
 
 
 class ClipDataset(Dataset):
@@ -176,6 +247,7 @@ class ClipDataset(Dataset):
         )
         self.epoch = 0
         self.failures = FailureLog(len(self.entries))
+        self.short_videos = ShortVideoLog(len(self.entries))
         self._warned: set[int] = set()
 
     # ----------------------------------------------------------------------------------------------
@@ -211,7 +283,7 @@ class ClipDataset(Dataset):
         for attempt in range(self.max_retries + 1):
             rng = np.random.default_rng([self.seed, self.epoch, i, attempt])
             try:
-                clip = self._train_clip(self.entries[v], rng)
+                clip = self._train_clip(self.entries[v], rng, v)
             except DecodeError as err:
                 self._record(v, err, f"training item {i}")
                 failed.append(str(self.path(self.entries[v])))
@@ -227,7 +299,7 @@ class ClipDataset(Dataset):
             f"{', ...' if len(failed) > 3 else ''}); check the media files"
         )
 
-    def _train_clip(self, entry: VideoEntry, rng: np.random.Generator) -> torch.Tensor:
+    def _train_clip(self, entry: VideoEntry, rng: np.random.Generator, v: int | None = None) -> torch.Tensor:
         with self.reader.open(self.path(entry)) as h:
             indices = self._train_indices(entry, h.info, rng)
             g = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
@@ -239,6 +311,8 @@ class ClipDataset(Dataset):
                 frames = h.read(indices, box=(c.top, c.left, c.height, c.width))
                 return self.transform.apply(torch.from_numpy(frames).permute(0, 3, 1, 2), p, cropped=True)
             frames = h.read(indices)
+            if v is not None:
+                self._note_short(v, entry, h)
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # channels-last view, no copy
         return self.transform(video, g)
 
@@ -246,6 +320,16 @@ class ClipDataset(Dataset):
         if entry.start_sec is None and entry.end_sec is None:
             return self.train_sampler(rng, info.fps, info.num_frames, info.duration)
         return self.train_sampler.segment(rng, info.fps, *_segment(entry, info))
+
+    def _note_short(self, v: int, entry: VideoEntry, h: VideoHandle) -> None:
+        """Count video ``v`` in :attr:`short_videos` when what was decoded makes it a short video."""
+        if getattr(h, "truncated_from", None) is not None:
+            self.short_videos.mark(v, "truncated")
+        if h.info.num_frames == 1:
+            self.short_videos.mark(v, "one_frame")
+        if entry.start_sec is None and entry.end_sec is None and h.info.num_frames >= 1 and h.info.fps > 0 \
+                and timeline_length(h.info.num_frames, h.info.fps, self.fps) < self.num_frames:
+            self.short_videos.mark(v, "shorter_than_clip")
 
     def _record(self, v: int, err: Exception, what: str) -> None:
         self.failures.record(v)
@@ -258,12 +342,14 @@ class ClipDataset(Dataset):
     def _test_item(self, i: int):
         entry = self.entries[i]
         try:
-            clips = self._test_clips(entry)
+            clips = self._test_clips(entry, i)
         except DecodeError as err:
             if not self.allow_failures:
                 raise SevereError(
                     f"cannot decode test video {self.path(entry)} ({err}); the test split must be complete: "
-                    "repair or re-download it (or allow failures to skip and report it)"
+                    "repair or re-download it, or add DATA.ALLOW_TEST_FAILURES True to the command (KEY VALUE; "
+                    "also after training: severe run test RUN_DIR DATA.ALLOW_TEST_FAILURES True) to skip and "
+                    "report it"
                 ) from None
             self._record(i, err, f"test item {i}")
             size = int(getattr(self.transform, "size", 112))
@@ -282,7 +368,7 @@ class ClipDataset(Dataset):
             pad = "clamp"
         return [[timeline[p] for p in clip] for clip in self.test_sampler(len(timeline), pad)]
 
-    def _test_clips(self, entry: VideoEntry) -> torch.Tensor:
+    def _test_clips(self, entry: VideoEntry, v: int | None = None) -> torch.Tensor:
         spatial = getattr(self.transform, "spatial", None)
         finish = getattr(self.transform, "finish", self.transform)
         with self.reader.open(self.path(entry)) as h:
@@ -296,6 +382,8 @@ class ClipDataset(Dataset):
                 missing = sorted({j for clip in plan for j in clip} - got.keys())
                 if missing:
                     got.update(_read_frames(h, missing, spatial, to_end=False))
+            if v is not None and got:
+                self._note_short(v, entry, h)
         if not got:
             raise DecodeError(f"{self.path(entry)}: no decodable video frame")
         have = sorted(got)

@@ -104,6 +104,7 @@ class VideoHandle:
 
     info: VideoInfo
     path: Path
+    truncated_from: int | None = None  # the header's frame count when fewer frames decode (a truncated file)
 
     def iter_frames(
         self, indices: Sequence[int] | None, to_end: bool = False, box: Box | None = None
@@ -399,6 +400,7 @@ class _PyAVVideo(VideoHandle):
         if not self.info.exact and self._counted_header and last + 1 < 0.9 * self.info.num_frames - 2:
             log.warning("%s: the header lists %d frames but only %d decode (truncated file?)",
                         self.path, self.info.num_frames, last + 1)
+            self.truncated_from = self.info.num_frames
         self.info = _info(self._fps, last + 1, self.info.width, self.info.height, exact=True)
 
 

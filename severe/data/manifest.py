@@ -63,8 +63,8 @@ def check_media(dataset_id: str, data_root: Path, entries: list[VideoEntry],
         folder = dataset_dir(data_root, dataset_id)
         first = ", ".join(e.path for e in missing[:MISSING_EXAMPLES])
         raise SevereError(f"{dataset_id}: {len(missing)} of {len(entries)} media missing under {folder} "
-                          f"(first: {first}); fix the data or pass --allow-missing to exclude them "
-                          "(the excluded list is stored with the results)")
+                          f"(first: {first}); fix the data, or add DATA.ALLOW_MISSING True to the "
+                          "command (KEY VALUE) to exclude them (the excluded list is stored with the results)")
     return present, missing
 
 

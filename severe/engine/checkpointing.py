@@ -72,7 +72,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt file or pickled objects refused by weights-only loading
-        raise SevereError(f"checkpoint {path} cannot be read with weights-only loading: {str(err).splitlines()[0]}") from None
+        from severe.checkpoints.loading import first_line, refused_object
+
+        if "Weights only load failed" in str(err):  # torch's own text is long and cut mid-sentence in one line
+            raise SevereError(f"checkpoint {path} contains {refused_object(err)}, which weights-only loading "
+                              f"refuses: a severe training checkpoint holds tensors and plain values only (this "
+                              f"file was written by another tool)") from None
+        raise SevereError(f"checkpoint {path} cannot be read (truncated or not a checkpoint: {first_line(err)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise SevereError(f"checkpoint {path} is not a severe training checkpoint (format {CHECKPOINT_FORMAT} expected)")
     return ckpt

@@ -30,6 +30,9 @@ def main(argv: list[str]) -> int:
     """Entry point of ``severe synth``."""
     ns = _parser().parse_args(argv)
     datasets = [d.strip() for d in ns.datasets.split(",") if d.strip()] if ns.datasets else None
+    from severe.io import check_writable
+
+    check_writable(ns.out)  # one line (read-only, no space, not a folder) before any video is encoded
     summary = write_synthetic_root(Path(ns.out), size=ns.size, seed=ns.seed, datasets=datasets)
     if ns.json:
         print(json.dumps(summary, indent=2))

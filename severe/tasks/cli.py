@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Sequence
 
 from severe.cli import setup_logging
+from severe.config import check_user_overrides
+from severe.errors import SevereError
 from severe.tasks import lifecycle
 from severe.tasks.base import Task
-from severe.tasks.schema import flag_overrides
+from severe.tasks.schema import FLAGS, flag_overrides
 
 
 def _epilog(task: Task) -> str:
@@ -45,6 +47,11 @@ def parse(task: Task, argv: Sequence[str], prog: str, description: str | None = 
     args.config = args.config if args.config is not None else args.cfg
     if args.config is None:
         p.error("the config is required (CONFIG or --cfg FILE)")
+    check_user_overrides(args.overrides, task.aliases)  # the user's own arguments, before the options join them
+    keys = {(task.aliases or {}).get(k, k) for k in args.overrides[::2]}
+    for name, key in FLAGS.items():
+        if getattr(args, name, None) is not None and key in keys:
+            raise SevereError(f"command line: {key} is given twice (--{name.replace('_', '-')} and as KEY VALUE); keep one")
     return args
 
 
@@ -119,18 +126,43 @@ def run_main(task: Task, argv: Sequence[str], prog: str, description: str | None
 
 
 def retest_main(task: Task, argv: Sequence[str], prog: str, description: str) -> int:
-    """``RUN_DIR [--data-root DIR] [--no-progress]``: test a trained run directory."""
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    """``RUN_DIR [--data-root DIR] [--no-progress] [KEY VALUE ...]``: test a trained run directory; the
+    overrides may change test settings only (lifecycle.retest_keys, e.g. DATA.ALLOW_TEST_FAILURES True)."""
+    from severe.config import load_config, merge_overrides
+
+    free = lifecycle.retest_keys(task)
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=(
+        "KEY VALUE overrides may change only test-time settings: "
+        + ", ".join(k + ("*" if k.endswith(".") else "") for k in free)
+        + " (e.g. DATA.ALLOW_TEST_FAILURES True). The data root: --data-root, else the one the run recorded, "
+          "else $SEVERE_DATA."))
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("overrides", metavar="KEY VALUE", nargs="*", help="test-time config overrides")
     p.add_argument("--data-root", metavar="DIR", help="data root (default: the run's, else $SEVERE_DATA)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--print-config", action="store_true",
                    help="print the run's config (config.yaml, its per-method rules from init.json as comments) and exit")
-    args = p.parse_args(list(argv))
+    args = p.parse_intermixed_args(list(argv))
+    check_user_overrides(args.overrides, task.aliases)
     if args.print_config:
         print(_trained_config_text(task, Path(args.run_dir)), end="")
         return 0
+    cfg = None
+    if args.overrides:
+        for key in args.overrides[::2]:
+            internal = (task.aliases or {}).get(key, key)
+            if not internal.startswith(free):
+                raise SevereError(f"{key} is a training setting: a re-test may change only test-time settings "
+                                  f"({', '.join(k + ('*' if k.endswith('.') else '') for k in free)})")
+        config_file = Path(args.run_dir) / lifecycle.CONFIG_FILE
+        if not config_file.is_file():
+            raise SevereError(f"{args.run_dir} is not a trained {task.name} run directory: "
+                              f"{lifecycle.CONFIG_FILE} is missing")
+        cfg = load_config(task.defaults(), config_file, aliases=task.aliases)
+        cfg.defrost()
+        merge_overrides(cfg, args.overrides, task.aliases)
+        cfg.freeze()
     setup_logging()
-    record = lifecycle.retest(task, Path(args.run_dir), args.data_root, progress=not args.no_progress)
+    record = lifecycle.retest(task, Path(args.run_dir), args.data_root, progress=not args.no_progress, cfg=cfg)
     print_summary(task, record, args.run_dir)
     return 0

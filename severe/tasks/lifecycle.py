@@ -4,6 +4,7 @@ checked on resume) -> train -> test -> results.json, resume, and re-test of a tr
 Run directory (``--out``, default ``runs/<EXPERIMENT.ID>/<method>/seed<SEED>``):
   config.yaml     the resolved config (defaults <- file <- init exceptions <- command line), written once
   init.json       the initial weights' metadata (method, arch, input convention, source sha256, rules)
+  data_root.txt   the data root the run used (``run test RUN_DIR`` reads it; an explicit --data-root wins)
   metrics.jsonl, train.log, checkpoint_last.pt   written by the trainer
   results.json    the final record (severe.results); retest.json for a later re-test
   plus the task's own files (subset lists, predictions, detections)
@@ -27,16 +28,16 @@ from severe.config import load_config, to_plain
 from severe.data.registry import resolve_data_root
 from severe.engine.trainer import LAST_CHECKPOINT
 from severe.errors import SevereError
-from severe.io import atomic_write_json, atomic_write_text
+from severe.io import atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from severe.models import ARCHITECTURES, build_backbone
 from severe.recognition.config import flatten_settings
 from severe.results import RESULTS_FILE, make_results, prepare_run_dir, results_target
 from severe.tasks.base import Job, Task
-from severe.tasks.schema import LOCATION_KEYS, SLOWFAST_ALIASES
+from severe.tasks.schema import LOCATION_KEYS, SLOWFAST_ALIASES, TEST_TIME_KEYS, check_ranges
 
 log = logging.getLogger("severe.tasks")
 
-CONFIG_FILE, INIT_FILE = "config.yaml", "init.json"
+CONFIG_FILE, INIT_FILE, DATA_ROOT_FILE = "config.yaml", "init.json", "data_root.txt"
 
 
 # ------------------------------------------------------------------------------------------- backbone
@@ -65,6 +66,7 @@ def load_task_config(task: Task, config: str | Path, overrides: Sequence[str] = 
     path = task.find_config(config)
     task.check_file(path, list(overrides))
     cfg = load_config(task.defaults(), path, list(overrides), task.aliases)
+    check_ranges(cfg, task.aliases)
     task.resolve(cfg).validate(cfg)
     return cfg
 
@@ -170,9 +172,15 @@ def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def data_root_of(cfg: CfgNode, data_root: str | Path | None = None) -> Path:
-    """The data root: ``data_root``, else RUN.DATA_ROOT, else $SEVERE_DATA (an existing folder)."""
-    return resolve_data_root(str(data_root) if data_root else (cfg.RUN.DATA_ROOT or None))
+def data_root_of(cfg: CfgNode, data_root: str | Path | None = None, run_dir: Path | None = None) -> Path:
+    """The data root: ``data_root``, else RUN.DATA_ROOT, else the one ``run_dir`` recorded (data_root.txt,
+    when it still exists), else $SEVERE_DATA (an existing folder)."""
+    given = str(data_root) if data_root else (cfg.RUN.DATA_ROOT or None)
+    if given is None and run_dir is not None and (Path(run_dir) / DATA_ROOT_FILE).is_file():
+        recorded = Path((Path(run_dir) / DATA_ROOT_FILE).read_text(encoding="utf-8").strip())
+        if recorded.is_dir():
+            return recorded
+    return resolve_data_root(given)
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -189,10 +197,18 @@ def run(plan: Plan, data_root: str | Path | None = None, run_dir: str | Path | N
     task.check_data(data_root)
     ctx = init_distributed()
     meta = plan.meta
+    if ctx.device.type == "cpu" and task.trains(cfg):
+        from severe.engine.memory import check_cpu_training_memory
+
+        check_cpu_training_memory(cfg, meta["arch"], ctx.world_size)
     if ctx.is_main:
         prepare_run_dir(run_dir, resume=resume)
+        if resume:
+            for stale in remove_stale_temps(run_dir):
+                log.info("removed %s (a temp file of a write interrupted earlier)", stale)
         write_or_check_config(run_dir, cfg)
         atomic_write_json(run_dir / INIT_FILE, meta)
+        atomic_write_text(run_dir / DATA_ROOT_FILE, f"{Path(data_root).resolve()}\n")
     resume = resume and (run_dir / LAST_CHECKPOINT).exists()  # killed before the first epoch ended: start afresh
     seed_everything(cfg.SEED)
     job = Job(cfg, plan.method, meta, data_root, run_dir, ctx, resume=resume, progress=progress,
@@ -239,10 +255,11 @@ def load_trained(task: Task, run_dir: Path, cfg: CfgNode | None = None) -> tuple
     if cfg is None:
         cfg = stored
     else:
-        diffs = [k for k in differences(to_plain(stored), to_plain(cfg)) if not k.startswith(task.test_free_keys)]
+        free = retest_keys(task)
+        diffs = [k for k in differences(to_plain(stored), to_plain(cfg)) if not k.startswith(free)]
         if diffs:
             raise SevereError(f"{run_dir / CONFIG_FILE}: {diffs[0]} differs from this config; a test-only run may "
-                              f"change only {', '.join(k + ('*' if k.endswith('.') else '') for k in task.test_free_keys)}")
+                              f"change only {', '.join(k + ('*' if k.endswith('.') else '') for k in free)}")
     task.check_retest(cfg, run_dir)
     meta = json.loads((run_dir / INIT_FILE).read_text(encoding="utf-8"))
     if cfg.RUN.INIT and cfg.RUN.INIT.strip().lower() != meta.get("method"):
@@ -254,6 +271,12 @@ def load_trained(task: Task, run_dir: Path, cfg: CfgNode | None = None) -> tuple
     return cfg, meta, ckpt
 
 
+def retest_keys(task: Task) -> tuple[str, ...]:
+    """Keys (or dotted prefixes) a re-test may change: the task's test settings and the test-time data
+    switches (DATA.ALLOW_TEST_FAILURES, DATA.ALLOW_MISSING)."""
+    return tuple(dict.fromkeys((*task.test_free_keys, *TEST_TIME_KEYS)))
+
+
 def retest(task: Task, run_dir: str | Path, data_root: str | Path | None = None, progress: bool = True,
            cfg: CfgNode | None = None) -> dict | None:
     """Test a trained run directory with its own config, architecture and last-epoch weights; writes
@@ -263,8 +286,9 @@ def retest(task: Task, run_dir: str | Path, data_root: str | Path | None = None,
     run_dir = Path(run_dir)
     cfg, meta, ckpt = load_trained(task, run_dir, cfg)
     task = task.resolve(cfg)
-    data_root = data_root_of(cfg, data_root)
+    data_root = data_root_of(cfg, data_root, run_dir)
     task.check_data(data_root)
+    check_writable(run_dir)  # before the evaluation, not after it
     model = task.build_model(cfg, meta, None)
     try:
         model.load_state_dict(ckpt["model"], strict=True)

@@ -8,7 +8,7 @@ Run directory files besides the lifecycle's: train_subset.txt (N-example subset)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from fvcore.common.config import CfgNode
 
 from severe.configs import config_dir
+from severe.data.dataset import short_video_summary
 from severe.data.readers.epic import read_epic_nouns
 from severe.data.registry import dataset_dir, get_dataset
 from severe.data.transforms import Normalization
@@ -132,6 +133,7 @@ class RecognitionData:
     test: SplitData
     val: SplitData | None
     norm: Normalization
+    short_videos: dict = field(default_factory=dict)  # split -> padded short videos (ShortVideoLog.record)
 
 
 _VAL_KEYS = ("video_top1", "video_top5", "mean_class_accuracy")
@@ -235,6 +237,7 @@ class RecognitionTask(Task):
             step_fn=self.train_step(job, data),
         )
         history = trainer.fit(resume=job.resume)
+        data.short_videos["train"] = short_video_summary(train_ds, "train")
         extra: dict = {}
         if data.val is not None:
             last = {k: v for k, v in history[-1]["val"].items() if k in _VAL_KEYS} if history else None
@@ -259,7 +262,8 @@ class RecognitionTask(Task):
         def after_epoch(model, epoch: int) -> dict:
             record = precise(model, epoch) if precise is not None else {}
             if data.val is not None:  # dense protocol, no progress bar; logged, never used to pick a model
-                metrics, _ = self.dense_test(model, cfg, job.data_root, data.val.entries, data.norm, ctx, progress=False)
+                metrics, _ = self.dense_test(model, cfg, job.data_root, data.val.entries, data.norm, ctx, progress=False,
+                                                 split="validation")
                 record.update({k: v for k, v in metrics.items() if k in _VAL_KEYS})
             return record
 
@@ -272,7 +276,7 @@ class RecognitionTask(Task):
         return self.dense_test(model, job.cfg, job.data_root, data.test.entries, data.norm, job.ctx, job.progress)
 
     def dense_test(self, model, cfg: CfgNode, data_root: Path, entries, norm: Normalization, ctx,
-                   progress: bool = True) -> tuple[dict, dict]:
+                   progress: bool = True, split: str = "test") -> tuple[dict, dict]:
         """Dense test protocol (TEST_CLIPS uniformly spaced clips per video, softmax averaged) on ``entries``;
         undecodable videos fail the run unless allowed."""
         ds = self.test_dataset(cfg, data_root, entries, norm)
@@ -281,7 +285,8 @@ class RecognitionTask(Task):
         values, labels, failures = collect_failures(out.values, out.labels)
         metrics = video_accuracy(values, labels, self.num_outputs(cfg))
         return metrics, {"test_videos": int(len(labels)), "test_failures": failures,
-                         "failed_test_videos": ds.failed_keys()[:50] if failures else []}
+                         "failed_test_videos": ds.failed_keys()[:50] if failures else [],
+                         "short_videos": {"test": short_video_summary(ds, split)}}
 
     def knn(self, job: Job, model, data: RecognitionData) -> tuple[dict, dict]:
         """Frozen features (mean over the dense test clips) of train and test videos; cosine k-NN votes."""
@@ -304,7 +309,8 @@ class RecognitionTask(Task):
 
     def data_record(self, data: RecognitionData, counts: dict) -> dict:
         splits = {"train": data.train.record()} if data.train is not None else {}
-        return {**splits, "test": data.test.record(), **counts}
+        short = {**data.short_videos, **counts.get("short_videos", {})}
+        return {**splits, "test": data.test.record(), **counts, **({"short_videos": short} if short else {})}
 
     def deviations(self, job: Job, data: RecognitionData, counts: dict) -> list[str]:
         cfg = job.cfg

@@ -15,7 +15,11 @@ Base keys (each task's schema extends :func:`base_defaults`):
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from fvcore.common.config import CfgNode
+
+from severe.errors import SevereError
 
 # PySlowFast name -> internal name (accepted by the AVA and Charades tasks in files and KEY VALUE overrides)
 SLOWFAST_ALIASES: dict[str, str] = {
@@ -39,6 +43,86 @@ FLAGS: dict[str, str] = {"init": "RUN.INIT", "weights": "RUN.WEIGHTS", "data_roo
 
 # where a run reads and writes, not what it trains: a resumed or re-tested run may change them
 LOCATION_KEYS = ("RUN.DATA_ROOT", "RUN.OUT_DIR")
+
+# test-time data switches a re-test (``severe run test RUN_DIR KEY VALUE``) may change besides TEST.*
+TEST_TIME_KEYS = ("DATA.ALLOW_TEST_FAILURES", "DATA.ALLOW_MISSING")
+
+
+def _positive(v) -> bool:
+    return v > 0
+
+
+def _non_negative(v) -> bool:
+    return v >= 0
+
+
+def _at_least_one(v) -> bool:
+    return v >= 1
+
+
+def _fraction(v) -> bool:
+    return 0 <= v <= 1
+
+
+def _increasing_positive(v) -> bool:
+    return all(m >= 1 for m in v) and all(a < b for a, b in zip(v, v[1:]))
+
+
+def _fraction_range(v) -> bool:
+    return len(v) == 2 and 0 < v[0] <= v[1] <= 1
+
+
+# key -> (check, what it must be): value ranges every task shares, checked (for the keys a schema has)
+# before anything is created on disk. Task-specific rules stay in each task's validate().
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "SEED": (_non_negative, "an integer >= 0"),
+    "TRAIN.LR": (_positive, "> 0"),
+    "TRAIN.WEIGHT_DECAY": (_non_negative, ">= 0"),
+    "TRAIN.EPOCHS": (_at_least_one, ">= 1"),
+    "TRAIN.BATCH_SIZE": (_at_least_one, ">= 1"),
+    "TEST.BATCH_SIZE": (_at_least_one, ">= 1"),
+    "TRAIN.MILESTONES": (_increasing_positive, "strictly increasing epochs >= 1 (a milestone past the last epoch "
+                                               "never applies)"),
+    "TRAIN.GAMMA": (_positive, "> 0"),
+    "TRAIN.MOMENTUM": (_fraction, "in [0, 1]"),
+    "TRAIN.ACCUM_STEPS": (_at_least_one, ">= 1"),
+    "TRAIN.CHECKPOINT_EVERY": (_non_negative, ">= 0"),
+    "TRAIN.MAX_BATCHES": (_at_least_one, ">= 1"),
+    "TRAIN.MAX_INNER_STEPS": (_at_least_one, ">= 1"),
+    "TRAIN.IOU_THRESHOLD": (_fraction, "in [0, 1]"),
+    "DATA.NUM_WORKERS": (_non_negative, ">= 0"),
+    "DATA.NUM_FRAMES": (_at_least_one, ">= 1"),
+    "DATA.FPS": (_positive, "> 0"),
+    "DATA.CROP": (_at_least_one, ">= 1"),
+    "DATA.VAL_FRACTION": (_fraction, "in [0, 1]"),
+    "DATA.TRAIN_CROP_SCALE": (_fraction_range, "[low, high] with 0 < low <= high <= 1"),
+    "MODEL.DROPOUT": (_fraction, "in [0, 1]"),
+    "KNN.K": (_at_least_one, ">= 1"),
+    "KNN.TEMPERATURE": (_positive, "> 0"),
+    "SOLVER.WARMUP_EPOCHS": (_non_negative, ">= 0"),
+    "SOLVER.WARMUP_START_LR": (_non_negative, ">= 0"),
+    "BN.WEIGHT_DECAY": (_non_negative, ">= 0"),
+}
+
+
+def check_ranges(cfg: CfgNode, aliases: dict[str, str] | None = None) -> None:
+    """One-line SevereError naming the first key of :data:`RANGES` (present in ``cfg``) whose value is out of
+    range, with its other name in ``aliases`` (the task's: PySlowFast's) when it has one."""
+    inverse = {v: k for k, v in (aliases or {}).items()}
+    for key, (ok, must) in RANGES.items():
+        node, *path = [cfg, *key.split(".")]
+        for part in path:
+            node = node.get(part) if isinstance(node, CfgNode) else None
+        if node is None:
+            continue
+        value = list(node) if isinstance(node, (list, tuple)) else node
+        try:
+            good = ok(value)
+        except TypeError:
+            good = False
+        if not good:
+            alias = f" ({inverse[key]})" if key in inverse else ""
+            raise SevereError(f"{key}{alias} must be {must}, got {value!r}")
 
 
 def base_defaults() -> CfgNode:

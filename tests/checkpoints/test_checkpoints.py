@@ -224,7 +224,7 @@ def test_strict_load_rejects_wrong_architecture():
 
 @pytest.mark.parametrize("content,words", [
     (b"", "empty"),
-    (b"this is not a checkpoint", "not a readable PyTorch checkpoint"),
+    (b"this is not a checkpoint", "not a PyTorch checkpoint (starts with"),
 ])
 def test_bad_files(tmp_path, capsys, content, words):
     f = tmp_path / "bad.pth"

@@ -169,7 +169,7 @@ def test_check_media_error_and_allow(tmp_path):
     with pytest.raises(SevereError) as err:
         check_media("ucf101", root, entries, allow_missing=False)
     msg = str(err.value)
-    assert "7 of 8 media missing" in msg and "--allow-missing" in msg
+    assert "7 of 8 media missing" in msg and "DATA.ALLOW_MISSING True" in msg and "--allow-missing" not in msg
     assert msg.count("UCF-101/") == 5 and "v_Class0_g09_c01.avi" in msg and "v_Class1_g10_c01.avi" not in msg
     present, missing = check_media("ucf101", root, entries, allow_missing=True)
     assert [e.key for e in present] == ["UCF-101/Class0/v_Class0_g08_c01.avi"]

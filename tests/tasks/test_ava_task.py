@@ -254,7 +254,8 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(data_root):
     (["DATA.PATH_TO_DATA_DIR", "/no/such/root"], "not an existing folder"),
 ])
 def test_config_errors_are_one_line(data_root, tmp_path, capsys, extra, words):
-    argv = ["--cfg", str(TINY_CFG), "DATA.PATH_TO_DATA_DIR", str(data_root), "OUTPUT_DIR", str(tmp_path / "r"), *extra]
+    root = [] if "DATA.PATH_TO_DATA_DIR" in extra else ["DATA.PATH_TO_DATA_DIR", str(data_root)]  # a key once
+    argv = ["--cfg", str(TINY_CFG), *root, "OUTPUT_DIR", str(tmp_path / "r"), *extra]
     assert run_entry(ava_main, argv, "severe run ava") == 2
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -118,7 +118,7 @@ def test_missing_media_is_an_error_unless_allowed(data_root, tmp_path, capsys):
     assert severe_main([*args, "--out", str(tmp_path / "r1"), *TINY]) == 2
     err = capsys.readouterr().err
     assert "1 of" in err and "media missing" in err and victim.name in err
-    assert severe_main([*args, "--out", str(tmp_path / "r2"), *TINY, "TRAIN.EPOCHS", "1", "DATA.ALLOW_MISSING", "True"]) == 0
+    assert severe_main([*args, "--out", str(tmp_path / "r2"), *TINY[2:], "TRAIN.EPOCHS", "1", "DATA.ALLOW_MISSING", "True"]) == 0
     res = json.loads((tmp_path / "r2" / "results.json").read_text())
     assert res["data"]["train"]["missing"] + res["data"]["test"]["missing"] == 1
     assert any("missing media" in d for d in res["deviations"])
