@@ -309,6 +309,8 @@ class ClipDataset(Dataset):
                 p = self.transform.sample(h.info.height, h.info.width, g)
                 c = p.crop
                 frames = h.read(indices, box=(c.top, c.left, c.height, c.width))
+                if v is not None:
+                    self._note_short(v, entry, h)
                 return self.transform.apply(torch.from_numpy(frames).permute(0, 3, 1, 2), p, cropped=True)
             frames = h.read(indices)
             if v is not None:
