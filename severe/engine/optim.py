@@ -299,12 +299,14 @@ class WarmupCosineLR(LRSchedule):
         self.base_lr, self.epochs = float(base_lr), float(epochs)
         self.warmup_epochs, self.min_lr = float(warmup_epochs), float(min_lr)
         self.warmup_start_lr = float(warmup_start_lr)
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise SevereError(f"lr schedule: warm-up epochs {self.warmup_epochs} must be in [0, epochs={self.epochs})")
+        if not 0 <= self.warmup_epochs <= self.epochs or self.epochs <= 0:
+            raise SevereError(f"lr schedule: warm-up epochs {self.warmup_epochs} must be in [0, epochs={self.epochs}]")
 
     def lr_at(self, epoch: float) -> float:
         if epoch < self.warmup_epochs:
             return self.warmup_start_lr + (self.base_lr - self.warmup_start_lr) * epoch / self.warmup_epochs
+        if self.epochs <= self.warmup_epochs:
+            return self.min_lr
         progress = min((epoch - self.warmup_epochs) / (self.epochs - self.warmup_epochs), 1.0)
         return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * progress))
 

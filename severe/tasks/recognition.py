@@ -34,7 +34,7 @@ from severe.recognition.config import init_overrides, recognition_defaults, vali
 from severe.recognition.data import (ArrowOfTime, SplitData, carve_validation, clip_dataset, collect_failures,
                                      drop_short_videos, prepare_split)
 from severe.recognition.recipes import (effective_lr, recipe_record, recipe_rules, run_arch, set_drop_path,
-                                        validate_recipe)
+                                        validate_recipe, warmup_epochs)
 from severe.tasks import lifecycle
 from severe.tasks.base import EntryPoint, Job, Task
 
@@ -398,6 +398,8 @@ class RecognitionTask(Task):
         if cfg.TRAIN.RECIPE != "severe":
             out.append(f"ViT recipe '{cfg.TRAIN.RECIPE}' (inferred, docs/protocol.md §15): SEVERE++ has not published "
                        "its transformer settings")
+        if cfg.TRAIN.SCHEDULE == "warmup_cosine" and cfg.TRAIN.MODE != "knn" and warmup_epochs(cfg) < cfg.TRAIN.WARMUP_EPOCHS:
+            out.append(f"lr warm-up shortened from {cfg.TRAIN.WARMUP_EPOCHS} to the run's {cfg.TRAIN.EPOCHS} epochs")
         if cfg.TRAIN.AMP != "off":
             out.append(f"mixed precision {cfg.TRAIN.AMP} (the original trained in fp32)")
         return out
@@ -435,7 +437,7 @@ class ArrowOfTimeTask(RecognitionTask):
 #: TRAIN.SCHEDULE -> builder(cfg, scale) where ``scale(lr)`` applies TRAIN.LR_SCALE_BATCH
 SCHEDULE_BUILDERS = {
     "multistep": lambda cfg, scale: MultiStepLR(scale(cfg.TRAIN.LR), list(cfg.TRAIN.MILESTONES), cfg.TRAIN.GAMMA),
-    "warmup_cosine": lambda cfg, scale: WarmupCosineLR(scale(cfg.TRAIN.LR), cfg.TRAIN.EPOCHS, cfg.TRAIN.WARMUP_EPOCHS,
+    "warmup_cosine": lambda cfg, scale: WarmupCosineLR(scale(cfg.TRAIN.LR), cfg.TRAIN.EPOCHS, warmup_epochs(cfg),
                                                        scale(cfg.TRAIN.MIN_LR), scale(cfg.TRAIN.WARMUP_START_LR)),
 }
 
