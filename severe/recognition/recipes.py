@@ -20,9 +20,8 @@ from torch import nn
 from severe.checkpoints.methods import METHODS, InitRule
 from severe.errors import SevereError
 from severe.models.registry import BACKBONES
+from severe.models.vit import VIT_FAMILIES
 
-#: backbone families (severe.models.registry ``family``) that are vision transformers
-VIT_FAMILIES = ("videomae", "timesformer", "clip")
 SCHEDULE_KINDS = ("multistep", "warmup_cosine")
 
 
