@@ -64,6 +64,17 @@ def _table() -> dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]]:
 VIT_ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = _table()
 
 
+def backbone_kind(arch: str | None) -> str:
+    """``ViT`` for a registered architecture of :data:`VIT_FAMILIES`, ``CNN`` for any other registered one, '' if
+    unknown (the report's family column)."""
+    from severe.models.registry import BACKBONES
+
+    spec = BACKBONES.get(arch) if arch else None
+    if spec is None:
+        return ""
+    return "ViT" if spec.family in VIT_FAMILIES else "CNN"
+
+
 def build_vit(name: str, **overrides: Any) -> nn.Module:
     """Build the named ViT backbone (KeyError for an unknown name; the registry reports user mistakes)."""
     return VIT_ARCHS[name][0](**overrides)

@@ -25,14 +25,6 @@ from severe.models.vit import VIT_FAMILIES
 SCHEDULE_KINDS = ("multistep", "warmup_cosine")
 
 
-def backbone_kind(arch: str | None) -> str:
-    """``ViT`` for an architecture of a transformer family, ``CNN`` for any other registered one, '' if unknown."""
-    spec = BACKBONES.get(arch) if arch else None
-    if spec is None:
-        return ""
-    return "ViT" if spec.family in VIT_FAMILIES else "CNN"
-
-
 def add_recipe_keys(c: CfgNode) -> None:
     """The recipe keys of the recognition schema; the defaults change nothing (the CNN protocol)."""
     c.TRAIN.RECIPE = "severe"  # name recorded in results.json: severe (the configs as written) | videomae (ViT)

@@ -23,7 +23,8 @@ Several seeds of one cell are averaged (mean ± std, n). Mean rank: per column a
 ties averaged.
 
 --reference adds the published SEVERE++ numbers (arXiv 2504.05706, Tables 3-10) as '<method> (published)' rows
-next to yours; ranks are then computed over all rows shown.
+next to yours (the CNN rows for CNN results, the ViT-B rows for ViT results, both for both); ranks are then
+computed over all rows shown. A table with a ViT row gets a Family column (CNN / ViT).
 
 examples:
   severe report runs/
@@ -37,9 +38,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("dirs", metavar="DIR", nargs="+", help="directories searched recursively for results.json")
     p.add_argument("--format", choices=sorted(FORMATS), help="table format (default: from --out's suffix, else md)")
     p.add_argument("--columns", choices=VIEWS, default="severe", help="severe (default) or all")
-    p.add_argument("--reference", action="store_true", help="add the published reference rows")
+    p.add_argument("--reference", action="store_true",
+                   help="add the published reference rows of the backbone families found (CNN, ViT or both)")
     p.add_argument("--reference-set", choices=sorted(REFERENCE_SETS),
-                   help="which published rows to add (implies --reference): cnn (R(2+1)D-18, the default), "
+                   help="which published rows to add (implies --reference): cnn (R(2+1)D-18), "
                         "vit (ViT-B video-only and video-text), all")
     p.add_argument("--plot", metavar="FILE", help="also write a figure (.png, .pdf or .svg)")
     p.add_argument("--out", metavar="FILE", help="write the table to FILE (atomically) instead of printing it")
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None, prog: str = "severe report") -> int:
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise SevereError(f"--plot {args.plot}: use a .png, .pdf or .svg file name")
     fmt = args.format or (_SUFFIX_FORMATS.get(Path(args.out).suffix.lower(), "md") if args.out else "md")
-    reference = args.reference_set or ("cnn" if args.reference else False)
+    reference = args.reference_set or bool(args.reference)  # True: the published rows of the families found
     report = build_report(args.dirs, reference=reference, columns=args.columns)
     text = getattr(report, FORMATS[fmt])()
     if args.out:
