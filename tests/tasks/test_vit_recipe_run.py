@@ -33,3 +33,18 @@ def test_videomae_tiny_finetune_with_recipe(synthetic_root, synthetic_checkpoint
     assert schedule["kind"] == "warmup_cosine" and abs(schedule["base_lr"] - 1e-3 * 4 / 256) < 1e-15
     optimizer = start["setup"]["optimizer"] if "setup" in start else start["optimizer"]
     assert optimizer["layer_decay"] == {"family": "videomae", "decay": 0.75, "depth": 2, "prefix": "backbone."}
+
+
+def _dry_run_ids(capsys, argv: list[str]) -> list[str]:
+    capsys.readouterr()
+    assert severe_main(argv) == 0
+    return [line.split("]", 1)[1].split(":", 1)[0].strip() for line in capsys.readouterr().out.splitlines()
+            if line.strip().startswith("[new]")]
+
+
+def test_benchmark_dry_run_lists_the_cnn_table_for_a_vit(synthetic_checkpoint, tmp_path, capsys):
+    common = ["--data-root", str(tmp_path), "--out", str(tmp_path / "out"), "--dry-run", "--suite", "full"]
+    vit = _dry_run_ids(capsys, ["benchmark", "--init", "videomae", "--weights", str(synthetic_checkpoint("videomae")),
+                                "--trust", *common])
+    cnn = _dry_run_ids(capsys, ["benchmark", "--init", "gdt", "--weights", str(synthetic_checkpoint("gdt")), *common])
+    assert vit == cnn and len(vit) > 8
