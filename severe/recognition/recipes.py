@@ -98,14 +98,17 @@ VIDEOMAE = Recipe(
     why="ViT backbone: VideoMAE finetuning recipe (SEVERE++ has not published its ViT settings; inferred, "
         "docs/protocol.md §15)",
     every_mode={"DATA.FPS": 7.5, "DATA.CROP": 224, "DATA.TEST_RESIZE": 224, "DATA.TEST_CROPS": 3,
-                "DATA.TEST_CLIPS": 5},
+                "DATA.TEST_CLIPS": 5, "DATA.MEAN": [], "DATA.STD": []},  # normalisation: the checkpoint's
     finetune={"TRAIN.OPTIMIZER": "adamw", "TRAIN.BETAS": [0.9, 0.999], "TRAIN.WEIGHT_DECAY": 0.05, "TRAIN.LR": 1e-3,
               "TRAIN.LR_SCALE_BATCH": 256, "TRAIN.LAYER_DECAY": 0.75, "TRAIN.SCHEDULE": "warmup_cosine",
               "TRAIN.WARMUP_EPOCHS": 5, "TRAIN.WARMUP_START_LR": 1e-6, "TRAIN.MIN_LR": 1e-6,
               "MODEL.DROP_PATH": 0.1, "TRAIN.LABEL_SMOOTHING": 0.1, "TRAIN.MIXUP": 0.8, "TRAIN.CUTMIX": 1.0,
               "TRAIN.MIXUP_SWITCH_PROB": 0.5, "DATA.RAND_AUGMENT": [7, 4], "DATA.RANDOM_ERASING": 0.25,
-              "DATA.COLOR_JITTER": False, "DATA.TRAIN_CROP_SCALE": [0.08, 1.0]},
-    datasets={"ssv2": {"DATA.FLIP": False, "DATA.TEST_CLIPS": 2}},
+              "DATA.COLOR_JITTER": False, "DATA.TRAIN_CROP_SCALE": [0.08, 1.0], "DATA.TRAIN_SHORT_SIDE": []},
+    datasets={"ssv2": {"DATA.FLIP": False, "DATA.TEST_CLIPS": 2},
+              # EK-100's verb + noun objective trains on hard labels; a ViT has no BatchNorm to freeze or recompute
+              "ek100": {"TRAIN.LABEL_SMOOTHING": 0.0, "TRAIN.MIXUP": 0.0, "TRAIN.CUTMIX": 0.0,
+                        "TRAIN.FREEZE_BN_STATS": False, "TRAIN.PRECISE_BN_BATCHES": 0}},
 )
 
 RECIPES: dict[str, Recipe] = {VIDEOMAE.name: VIDEOMAE}

@@ -216,3 +216,20 @@ def test_drop_path_linear_over_blocks():
     assert [m.p for m in backbone.modules() if isinstance(m, DropPath)] == [0.0, 0.1]
     with pytest.raises(Exception, match="MODEL.DROP_PATH"):
         set_drop_path(build_backbone("r2plus1d_18"), 0.1)
+
+
+def test_every_shipped_recognition_config_takes_the_vit_recipe():
+    """Each ssl_benchmark config with the ViT recipe applied (as `severe run` does) loads and validates; EK-100
+    keeps hard labels and drops the BatchNorm settings; normalisation is the checkpoint's."""
+    from severe.configs import shipped_configs
+    from severe.recognition.config import flatten_settings
+    from severe.tasks import TASKS, lifecycle
+
+    task = TASKS["recognition"]
+    for path in shipped_configs("ssl_benchmark"):
+        base = lifecycle.load_task_config(task, path)
+        rules = task.init_rules("videomae", base)
+        cfg = lifecycle.load_task_config(task, path, flatten_settings(rules))
+        assert cfg.TRAIN.RECIPE == "videomae" and list(cfg.DATA.MEAN) == [] and cfg.DATA.TEST_CROPS == 3, path
+        if cfg.DATA.DATASET == "ek100" and cfg.TRAIN.MODE == "finetune":
+            assert (cfg.TRAIN.MIXUP, cfg.TRAIN.LABEL_SMOOTHING, cfg.TRAIN.PRECISE_BN_BATCHES) == (0.0, 0.0, 0)
