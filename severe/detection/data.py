@@ -50,6 +50,8 @@ __all__ = [
     "load_ava_split",
     "AvaDataset",
     "batch_rois",
+    "size_multiple",
+    "fit_to_multiple",
     "collate_train",
     "collate_list",
 ]
@@ -152,13 +154,38 @@ def load_ava_split(ava_dir: Path, *, frame_lists: Sequence[str], gt_files: Seque
     return AvaSplit(videos, keyframes, files)
 
 
+def size_multiple(arch: str) -> int:
+    """What the frame sides of a backbone's input must be a multiple of: the patch size (= spatial stride) of a
+    ViT (:data:`severe.models.vit.VIT_FAMILIES`), 1 for convolutional backbones (any size)."""
+    from severe.models.registry import get_backbone_spec
+    from severe.models.vit import VIT_FAMILIES
+
+    spec = get_backbone_spec(arch)
+    return spec.spatial_stride if spec.family in VIT_FAMILIES else 1
+
+
+def fit_to_multiple(plan: SpatialPlan, multiple: int) -> SpatialPlan:
+    """A whole-frame plan whose resize target is rounded to the nearest multiple of ``multiple`` per side (at least
+    one multiple); :meth:`SpatialPlan.boxes` then scales the boxes by the same per-axis factors."""
+    if multiple <= 1 or plan.crop is not None:
+        return plan
+    height, width = (max(multiple, multiple * round(v / multiple)) for v in (plan.height, plan.width))
+    return SpatialPlan(height, width, None, plan.flip)
+
+
 class AvaDataset(Dataset):
     """Keyframe clips. Training items: ``(clip [C,T,S,S], boxes [n,4] pixels, targets [n,C], i)``;
-    test items: ``(clip [C,T,H',W'], boxes [n,4] pixels, i)`` (whole frame, short side ``test_size``)."""
+    test items: ``(clip [C,T,H',W'], boxes [n,4] pixels, i)`` (whole frame, short side ``test_size``; with
+    ``size_multiple`` > 1, e.g. a ViT's patch size, both sides resized to the nearest multiple of it)."""
 
     def __init__(self, keyframes: Sequence[Keyframe], frames: FrameVideos, *, train: bool, num_frames: int,
                  sampling_rate: int, norm: Normalization, seed: int, num_classes: int, crop_size: int = 112,
-                 jitter: tuple[int, int] = (256, 320), inverse_jitter: bool = True, test_size: int = 112) -> None:
+                 jitter: tuple[int, int] = (256, 320), inverse_jitter: bool = True, test_size: int = 112,
+                 size_multiple: int = 1) -> None:
+        if train and crop_size % size_multiple:
+            raise SevereError(f"DATA.TRAIN_CROP_SIZE {crop_size} is not a multiple of the backbone's patch size "
+                              f"{size_multiple}; use e.g. {size_multiple * max(1, round(crop_size / size_multiple))}")
+        self.size_multiple = int(size_multiple)
         self.keyframes = list(keyframes)
         self.frames = frames
         self.train = train
@@ -183,7 +210,7 @@ class AvaDataset(Dataset):
     def plan(self, index: int, height: int, width: int) -> SpatialPlan:
         """The spatial plan of item ``index`` in the current epoch for a ``height`` x ``width`` video."""
         if not self.train:
-            return resize_plan(height, width, self.test_size)
+            return fit_to_multiple(resize_plan(height, width, self.test_size), self.size_multiple)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return train_plan(height, width, rng, jitter=self.jitter, inverse=self.inverse_jitter, crop=self.crop_size)
 

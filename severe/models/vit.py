@@ -19,6 +19,9 @@ from severe.models.videomae import VideoMAEViT
 from severe.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from severe.models.vit_common import CLIP_MEAN, CLIP_STD, KINETICS_MEAN, KINETICS_STD
 
+#: registry families of these backbones (patch-embedding transformers: inputs must be multiples of the patch size)
+VIT_FAMILIES = ("videomae", "timesformer", "clip")
+
 BASE = dict(embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0)
 TINY = dict(embed_dim=64, depth=2, num_heads=4, mlp_ratio=4.0)
 TINY_CROP = 112
@@ -59,6 +62,17 @@ def _table() -> dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]]:
 
 
 VIT_ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = _table()
+
+
+def backbone_kind(arch: str | None) -> str:
+    """``ViT`` for a registered architecture of :data:`VIT_FAMILIES`, ``CNN`` for any other registered one, '' if
+    unknown (the report's family column)."""
+    from severe.models.registry import BACKBONES
+
+    spec = BACKBONES.get(arch) if arch else None
+    if spec is None:
+        return ""
+    return "ViT" if spec.family in VIT_FAMILIES else "CNN"
 
 
 def build_vit(name: str, **overrides: Any) -> nn.Module:

@@ -9,6 +9,7 @@ from fvcore.common.config import CfgNode
 from severe.checkpoints.methods import PROTOCOL_RULES, InitRule
 from severe.errors import SevereError
 from severe.experiments import FACTORS
+from severe.recognition.recipes import add_recipe_keys
 
 MODES = ("finetune", "linear", "knn")
 
@@ -66,6 +67,7 @@ def recognition_defaults() -> CfgNode:
     c.KNN.K = 20
     c.KNN.TEMPERATURE = 0.07
     c.SEED = 100  # one seed for python, numpy, torch, loader workers and subsets
+    add_recipe_keys(c)  # ViT recipe keys (severe.recognition.recipes); their defaults change nothing
     return c
 
 
@@ -88,7 +90,8 @@ def validate(cfg: CfgNode) -> None:
         (cfg.EXPERIMENT.FACTOR in FACTORS, f"EXPERIMENT.FACTOR must be one of {FACTORS}, got '{cfg.EXPERIMENT.FACTOR}'"),
         (cfg.EXPERIMENT.TASK in ("classification", "arrow_of_time"), f"EXPERIMENT.TASK must be classification or arrow_of_time, got '{cfg.EXPERIMENT.TASK}'"),
         (cfg.TRAIN.MODE in MODES, f"TRAIN.MODE must be one of {MODES}, got '{cfg.TRAIN.MODE}'"),
-        (cfg.TRAIN.OPTIMIZER in ("adam", "sgd"), f"TRAIN.OPTIMIZER must be adam or sgd, got '{cfg.TRAIN.OPTIMIZER}'"),
+        (cfg.TRAIN.OPTIMIZER in ("adam", "adamw", "sgd"),
+         f"TRAIN.OPTIMIZER must be adam, adamw or sgd, got '{cfg.TRAIN.OPTIMIZER}'"),
         (len(cfg.DATA.MEAN) == len(cfg.DATA.STD) and len(cfg.DATA.MEAN) in (0, 3),
          f"DATA.MEAN and DATA.STD must both be empty or both have 3 values, got {list(cfg.DATA.MEAN)} / {list(cfg.DATA.STD)}"),
         (cfg.MODEL.HEAD_INIT in ("default", "normal"), f"MODEL.HEAD_INIT must be default or normal, got '{cfg.MODEL.HEAD_INIT}'"),

@@ -29,7 +29,8 @@ reported. A cell marked † comes from a run that deviates from the protocol (co
 another epoch count, entries left out by DATA.ALLOW_MISSING, undecodable test videos): the notes say how.
 
 --reference adds the published SEVERE++ numbers (arXiv 2504.05706, Tables 3-10) as '<method> (published)' rows
-next to yours; ranks are then computed over all rows shown.
+next to yours (the CNN rows for CNN results, the ViT-B rows for ViT results, both for both); ranks are then
+computed over all rows shown. A table with a ViT row gets a Family column (CNN / ViT).
 
 examples:
   severe report runs/
@@ -43,9 +44,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("dirs", metavar="DIR", nargs="+", help="directories searched recursively for results.json")
     p.add_argument("--format", choices=sorted(FORMATS), help="table format (default: from --out's suffix, else md)")
     p.add_argument("--columns", choices=VIEWS, default="severe", help="severe (default) or all")
-    p.add_argument("--reference", action="store_true", help="add the published reference rows")
+    p.add_argument("--reference", action="store_true",
+                   help="add the published reference rows of the backbone families found (CNN, ViT or both)")
     p.add_argument("--reference-set", choices=sorted(REFERENCE_SETS),
-                   help="which published rows to add (implies --reference): cnn (R(2+1)D-18, the default), "
+                   help="which published rows to add (implies --reference): cnn (R(2+1)D-18), "
                         "vit (ViT-B video-only and video-text), all")
     p.add_argument("--metric", choices=sorted(RECOGNITION_METRICS),
                    help="show this recognition metric in every recognition column (default: each column's metric in "
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None, prog: str = "severe report") -> int:
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise SevereError(f"--plot {args.plot}: use a .png, .pdf or .svg file name")
     fmt = args.format or (_SUFFIX_FORMATS.get(Path(args.out).suffix.lower(), "md") if args.out else "md")
-    reference = args.reference_set or ("cnn" if args.reference else False)
+    reference = args.reference_set or bool(args.reference)  # True: the published rows of the families found
     from severe.report.collect import readable_results
 
     readable, skipped = readable_results(args.dirs)

@@ -2,7 +2,7 @@
 
 An initialisation's row is keyed by its method id, extended with what its results' ``init`` record says when
 that is not the benchmark's default: a backbone outside the R(2+1)D-18 family (``tubelet_contrast_i3d (i3d)``,
-``scratch (r3d_18)``) and a pretraining dataset other than the method's main release
+``scratch (r3d_18)``; a ViT method on its own ViT-B keeps its plain id, the report's Family column says ViT) and a pretraining dataset other than the method's main release
 (``tubelet_contrast (mini-kinetics)``), so such runs never share a cell with the default ones.
 
 A run that deviates from the SEVERE protocol carries the reasons (:func:`protocol_deviations`): config keys other
@@ -27,6 +27,7 @@ from severe.checkpoints.methods import METHODS
 from severe.errors import SevereError
 from severe.experiments import EXPERIMENTS
 from severe.models.registry import BACKBONES
+from severe.models.vit import backbone_kind
 from severe.results import RESULTS_FILE, read_results
 
 #: the backbone family of the benchmark's rows; other families are named in the row label
@@ -38,7 +39,8 @@ def row_key(init: str, arch: str | None = None, pretraining_data: str | None = N
     family and a pretraining dataset other than the method's main release (see the module doc)."""
     parts = []
     spec = BACKBONES.get(arch) if arch else None
-    if arch and (spec is None or spec.family != DEFAULT_FAMILY):
+    own_vit = init in METHODS and arch == METHODS[init].arch and backbone_kind(arch) == "ViT"  # e.g. videomae's ViT-B
+    if arch and (spec is None or spec.family != DEFAULT_FAMILY) and not own_vit:
         parts.append(arch)
     releases = METHODS[init].pretraining_data if init in METHODS else ()
     if pretraining_data and pretraining_data != (releases[0] if releases else None):

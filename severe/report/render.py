@@ -17,7 +17,7 @@ from severe.report.table import Column, Report, Row
 
 MISSING = "–"
 DEVIATES = "†"  # a cell from a run that deviates from the protocol (see _deviation_notes)
-MEAN_HEADER, RANK_HEADER = "SEVERE mean", "Mean rank"
+MEAN_HEADER, RANK_HEADER, FAMILY_HEADER = "SEVERE mean", "Mean rank", "Family"
 
 
 def fmt(value: float, decimals: int) -> str:
@@ -102,7 +102,8 @@ def _deviation_notes(report: Report) -> list[str]:
 
 def to_markdown(report: Report) -> str:
     legend = " · ".join(f"{_factor_label(f)}: {', '.join(c.label for c in cols)}" for f, cols in _groups(report))
-    header = ["Initialisation", *(c.label + ("" if c.higher_is_better else " ↓") for c in report.columns),
+    family = [FAMILY_HEADER] if report.show_family else []
+    header = ["Initialisation", *family, *(c.label + ("" if c.higher_is_better else " ↓") for c in report.columns),
               MEAN_HEADER, RANK_HEADER]
     lines = [f"Columns by factor — {legend}", "",
              "| " + " | ".join(header) + " |",
@@ -116,7 +117,8 @@ def to_markdown(report: Report) -> str:
             text = f"**{text}**" if cell and _is_best(report, row, col) else text
             cells.append(text + (f" {DEVIATES}" if cell and cell.deviations else ""))
         mean = fmt(row.mean, 2) if row.mean is not None else MISSING
-        lines.append("| " + " | ".join([row.label, *cells, mean, _mean_rank_text(report, row, True)]) + " |")
+        lines.append("| " + " | ".join([row.label, *([row.family] if family else []), *cells, mean,
+                                        _mean_rank_text(report, row, True)]) + " |")
     lines.append("")
     lines += [f"- {n}" for n in _notes(report, "↓", "±")]
     return "\n".join(lines) + "\n"
@@ -126,16 +128,17 @@ def to_markdown(report: Report) -> str:
 
 def to_csv(report: Report) -> str:
     """One line per row: values at table precision, empty when missing; columns named by experiment id; last, the
-    backbone (the results' architecture id, or the published row's backbone; empty when not recorded)."""
+    backbone (the results' architecture id, or the published row's backbone; empty when not recorded) and its family
+    (CNN / ViT)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["row", "init", "published", *(c.key for c in report.columns), "severe_mean", "mean_rank", "ranked_columns",
-                "backbone"])
+                "backbone", "family"])
     for row in report.rows:
         values = [fmt(row.cells[c.key].mean, c.decimals) if c.key in row.cells else "" for c in report.columns]
         w.writerow([row.label, row.init, "true" if row.published else "false", *values,
                     fmt(row.mean, 2) if row.mean is not None else "", _mean_rank_text(report, row, False),
-                    len(row.ranks), row.backbone or ""])
+                    len(row.ranks), row.backbone or "", row.family])
     return buf.getvalue()
 
 
@@ -152,15 +155,17 @@ def latex_escape(text: str) -> str:
 def to_latex(report: Report) -> str:
     """A booktabs ``tabular`` with a factor header row (needs ``\\usepackage{booktabs}``)."""
     groups = _groups(report)
-    spec = "l" + " ".join("r" * len(cols) for _, cols in groups) + " rr"
-    factor_cells, rules, start = [""], [], 2
+    family = report.show_family
+    spec = "l" + ("l" if family else "") + " ".join("r" * len(cols) for _, cols in groups) + " rr"
+    factor_cells, rules, start = [""] + ([""] if family else []), [], 2 + family
     for f, cols in groups:
         factor_cells.append(rf"\multicolumn{{{len(cols)}}}{{c}}{{{latex_escape(_factor_label(f))}}}")
         rules.append(rf"\cmidrule(lr){{{start}-{start + len(cols) - 1}}}")
         start += len(cols)
     factor_cells += ["", ""]
-    header = ["Initialisation", *(latex_escape(c.label) + ("" if c.higher_is_better else r" $\downarrow$")
-                                  for c in report.columns), "Mean", "Rank"]
+    header = ["Initialisation", *([FAMILY_HEADER] if family else []),
+              *(latex_escape(c.label) + ("" if c.higher_is_better else r" $\downarrow$") for c in report.columns),
+              "Mean", "Rank"]
     lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(factor_cells) + r" \\", " ".join(rules),
              " & ".join(header) + r" \\", r"\midrule"]
     for row in report.rows:
@@ -178,7 +183,8 @@ def to_latex(report: Report) -> str:
         label = latex_escape(row.label)
         mean = fmt(row.mean, 2) if row.mean is not None else "--"
         rank = fmt(row.mean_rank, 2) if row.mean_rank is not None else "--"
-        lines.append(" & ".join([rf"\textit{{{label}}}" if row.published else label, *cells, mean, rank]) + r" \\")
+        lines.append(" & ".join([rf"\textit{{{label}}}" if row.published else label, *([row.family] if family else []),
+                                 *cells, mean, rank]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     notes = _notes(report, r"$\downarrow$", r"$\pm$")
     return "\n".join(lines) + "\n" + "".join(f"% {n}\n" for n in notes)

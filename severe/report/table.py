@@ -25,12 +25,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
-from severe.checkpoints.methods import INIT_ORDER
+from severe.checkpoints.methods import INIT_ORDER, METHODS
 from severe.errors import SevereError
 from severe.report.collect import Cell, Collection, Run, aggregate, collect
 from severe.experiments import EXPERIMENTS, ORDER, RECOGNITION_METRICS, SEVERE_COLUMNS, factor_rank
 from severe.report.columns import metric_note, severe_mean
 from severe.results import read_results
+from severe.models.vit import backbone_kind
 from severe.report.reference import REFERENCE_SETS, ReferenceMethod, load_reference
 
 VIEWS = ("severe", "all")
@@ -61,6 +62,7 @@ class Row:
     ranks: dict[str, float] = field(default_factory=dict)  # shown column key -> rank
     mean_rank: float | None = None
     backbone: str | None = None  # the results' init.arch (user rows) or the published backbone
+    family: str = "CNN"  # CNN / ViT: the backbone registry's family (user rows) or the published row's
 
 
 @dataclass
@@ -77,6 +79,11 @@ class Report:
         """The footnote naming the metric of each shown column."""
         return metric_note(self.columns, arrow, published=self.reference_set is not None and
                            any(c.metric != _table_metric(c.experiment_id) for c in self.columns))
+
+    @property
+    def show_family(self) -> bool:
+        """Whether the text tables get a Family column: only when a ViT row is shown (CNN tables stay as published)."""
+        return any(r.family != "CNN" for r in self.rows)
 
     def cell(self, row_label: str, column_key: str) -> Cell | None:
         return self.row(row_label).cells.get(column_key)
@@ -201,15 +208,34 @@ def _user_rows(collection: Collection, found: dict[tuple[str, str], Column]) -> 
     rows: dict[str, Row] = {}
     for (key, exp, mode), cell in collection.cells.items():
         init, arch = collection.rows.get(key, (key, None))
-        row = rows.setdefault(key, Row(key, key, init, False, {}, backbone=arch))
+        row = rows.setdefault(key, Row(key, key, init, False, {}, backbone=arch, family=row_family(init, arch)))
         row.cells[found[(exp, mode)].key] = cell
     order = {m: i for i, m in enumerate(INIT_ORDER)}  # the method table's order; others follow alphabetically
     return sorted(rows.values(), key=lambda r: (order.get(r.init, len(order)), r.init, r.key))
 
 
+#: published family (reference data) -> the report's family
+PUBLISHED_FAMILIES = {"cnn": "CNN", "vit": "ViT", "video_text": "ViT"}
+#: report families -> the published set ``--reference`` adds by default
+DEFAULT_REFERENCE_SETS = {frozenset({"CNN"}): "cnn", frozenset({"ViT"}): "vit"}
+
+
+def row_family(init: str, arch: str | None) -> str:
+    """CNN / ViT of a user row: its recorded architecture, else the method table's; R(2+1)D-18 (CNN) when neither
+    is known (results without an architecture are of the benchmark's default backbone)."""
+    arch = arch or (METHODS[init].arch if init in METHODS else None)
+    return backbone_kind(arch) or "CNN"
+
+
+def default_reference_set(user: list[Row]) -> str:
+    """``--reference`` without a set: the published rows of the families found (CNN -> cnn, ViT -> vit, both -> all)."""
+    return DEFAULT_REFERENCE_SETS.get(frozenset(r.family for r in user) or frozenset({"CNN"}), "all")
+
+
 def _published_row(m: ReferenceMethod) -> Row:
     label = m.id + PUBLISHED_SUFFIX
-    return Row(label, label, m.id, True, {k: Cell(mean=v) for k, v in m.results.items()}, backbone=m.backbone)
+    return Row(label, label, m.id, True, {k: Cell(mean=v) for k, v in m.results.items()}, backbone=m.backbone,
+               family=PUBLISHED_FAMILIES[m.family])
 
 
 def _interleave(user: list[Row], published: list[Row]) -> list[Row]:
@@ -258,11 +284,11 @@ def make_report(collection: Collection | None, columns: str = "severe", referenc
     if columns not in VIEWS:
         raise SevereError(f"unknown column view '{columns}'; use one of {', '.join(VIEWS)}")
     column_metric("", metric)  # checks the name
-    reference_set = ("cnn" if reference is True else reference) or None
-    if reference_set is not None and reference_set not in REFERENCE_SETS:
-        raise SevereError(f"unknown reference set '{reference_set}'; use one of {', '.join(REFERENCE_SETS)}")
     found = _found_columns(collection, metric, _primary_metrics(collection)) if collection is not None else {}
     user = _user_rows(collection, found) if collection is not None else []
+    reference_set = (default_reference_set(user) if reference is True else reference) or None
+    if reference_set is not None and reference_set not in REFERENCE_SETS:
+        raise SevereError(f"unknown reference set '{reference_set}'; use one of {', '.join(REFERENCE_SETS)}")
     ref = load_reference() if reference_set else None
     published = [_published_row(m) for m in ref.select(reference_set)] if ref else []
     rows = _interleave(user, published)
@@ -281,7 +307,8 @@ def build_report(dirs: Iterable[str | Path], reference: bool | str | None = Fals
                  metric: str | None = None) -> Report:
     """The SEVERE table of every ``results.json`` under ``dirs``.
 
-    ``reference``: False, True (= the published CNN rows), or a set name ``cnn`` / ``vit`` / ``all``;
+    ``reference``: False, True (= the published rows of the families found: CNN, ViT or both), or a set name
+    ``cnn`` / ``vit`` / ``all``;
     ``columns``: ``severe`` (the 8 benchmark columns) or ``all`` (every experiment found);
     ``metric``: None (each column's metric from the experiment table), ``top1`` or ``mean_class`` (every
     recognition column shows that one).

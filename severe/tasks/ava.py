@@ -20,7 +20,7 @@ from severe.data.readers.ava import ANNOTATION_DIR
 from severe.data.registry import dataset_dir, get_dataset
 from severe.data.transforms import Normalization
 from severe.detection.data import (FRAMES_DIR, AvaDataset, AvaSplit, batch_rois, collate_list, collate_train,
-                                   load_ava_split)
+                                   load_ava_split, size_multiple)
 from severe.data.frames import FrameVideos
 from severe.detection.model import DetectionModel, RoIHead
 from severe.engine import DistContext, StepOutput, build_eval_loader, gather_by_index, unwrap_model
@@ -157,7 +157,8 @@ class AvaTask(SlowFastTask):
         dataset = AvaDataset(split.keyframes, _frames(folder, split, "AVA train frame lists"), train=True,
                              num_frames=d.NUM_FRAMES, sampling_rate=d.SAMPLING_RATE, norm=_norm(cfg, job.meta),
                              seed=cfg.SEED, num_classes=cfg.MODEL.NUM_CLASSES, crop_size=d.TRAIN_CROP_SIZE,
-                             jitter=tuple(d.TRAIN_JITTER_SCALES), inverse_jitter=d.INV_UNIFORM_SAMPLE)
+                             jitter=tuple(d.TRAIN_JITTER_SCALES), inverse_jitter=d.INV_UNIFORM_SAMPLE,
+                             size_multiple=size_multiple(job.meta["arch"]))
         return AvaData(folder, split, dataset)
 
     def build_model(self, cfg: CfgNode, meta: dict, weights) -> DetectionModel:
@@ -198,7 +199,8 @@ class AvaTask(SlowFastTask):
                               f"got {class_ids[0]}..{class_ids[-1]}")
         dataset = AvaDataset(split.keyframes, _frames(ava_dir, split, "AVA test frame lists"), train=False,
                              num_frames=d.NUM_FRAMES, sampling_rate=d.SAMPLING_RATE, norm=_norm(cfg, job.meta),
-                             seed=cfg.SEED, num_classes=cfg.MODEL.NUM_CLASSES, test_size=d.TEST_CROP_SIZE)
+                             seed=cfg.SEED, num_classes=cfg.MODEL.NUM_CLASSES, test_size=d.TEST_CROP_SIZE,
+                             size_multiple=size_multiple(job.meta["arch"]))
         scores = predict_boxes(model, dataset, batch_size=cfg.TEST.BATCH_SIZE, num_workers=cfg.DATA.NUM_WORKERS,
                                ctx=job.ctx, progress=job.progress)
         detections_file = DETECTIONS_FILE if job.first_record else RETEST_DETECTIONS_FILE
@@ -219,6 +221,10 @@ class AvaTask(SlowFastTask):
             "training boxes: the ground-truth csv is not re-read as a 'predicted box' list (no effect after de-duplication)",
             "detections csv keeps full-precision scores (the original wrote 4 decimals but evaluated in memory)",
         ]
+        multiple = size_multiple(job.meta["arch"])
+        if multiple > 1:
+            out.append(f"test frames resized to the nearest multiple of the ViT patch size ({multiple}) per side after "
+                       "the short-side resize, boxes scaled by the same factors (a patch backbone takes no other size)")
         if job.method == "tclr":
             out.append("TCLR: its own layer4 (the original left layer4.0 random) and temporal pooling over its 8-step map")
         return out

@@ -7,6 +7,7 @@ Run directory files besides the lifecycle's: train_subset.txt (N-example subset)
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,14 @@ from fvcore.common.config import CfgNode
 
 from severe.configs import config_dir
 from severe.data.dataset import short_video_summary
+from severe.data.augment import MixCut, RecipeTrainTransform, soft_target_cross_entropy
 from severe.data.readers.epic import read_epic_nouns
+from severe.data.dataset import ClipDataset
 from severe.data.registry import dataset_dir, get_dataset
-from severe.data.transforms import Normalization
+from severe.data.transforms import Normalization, TrainTransform
+from severe.data.views import MultiViewClipDataset, ThreeCropTestTransform
 from severe.engine import MultiStepLR, OptimizerSpec, extract_features, per_process_batch, predict_dense
+from severe.engine.optim import LayerDecay, LRSchedule, WarmupCosineLR, count_blocks
 from severe.engine.precise_bn import PreciseBN
 from severe.engine.trainer import StepOutput, Trainer, TrainStep, classification_step
 from severe.errors import SevereError
@@ -29,6 +34,8 @@ from severe.models import AuxiliaryHead, VideoClassifier, linear_head
 from severe.recognition.config import init_overrides, recognition_defaults, validate
 from severe.recognition.data import (ArrowOfTime, SplitData, carve_validation, clip_dataset, collect_failures,
                                      drop_short_videos, prepare_split)
+from severe.recognition.recipes import (effective_lr, recipe_record, recipe_rules, run_arch, set_drop_path,
+                                        validate_recipe, warmup_epochs)
 from severe.tasks import lifecycle
 from severe.tasks.base import EntryPoint, Job, Task
 
@@ -61,6 +68,25 @@ def verb_noun_step(num_verbs: int, nouns: torch.Tensor) -> TrainStep:
     return step
 
 
+def soft_target_step(mix: MixCut) -> TrainStep:
+    """Training step of the ViT recipe: MixUp/CutMix of the batch and label smoothing (``mix``), then the
+    cross-entropy on the soft targets; ``top1`` counts argmax hits on the unmixed labels."""
+
+    def step(model, batch, device: torch.device, memory_format: torch.memory_format) -> StepOutput:
+        clips, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        clips, targets = mix(clips, labels)
+        logits = model(clips.contiguous(memory_format=memory_format)).float()
+        loss = soft_target_cross_entropy(logits, targets)
+        return StepOutput(loss, labels.shape[0], {"top1": (logits.argmax(1) == labels).sum()})
+
+    return step
+
+
+def soft_targets_on(cfg: CfgNode) -> bool:
+    """Whether a config trains on soft targets (label smoothing, MixUp or CutMix)."""
+    return bool(cfg.TRAIN.LABEL_SMOOTHING or cfg.TRAIN.MIXUP or cfg.TRAIN.CUTMIX)
+
+
 # datasets whose original protocol trained more than one label: what a single-label run leaves out
 SINGLE_LABEL_NOTES = {"ek100": "EK-100: verb head only (the original also trained an auxiliary noun head)"}
 
@@ -72,6 +98,9 @@ class SingleLabel:
         return linear_head(dim, classes, init=init, dropout=dropout)
 
     def step(self, job: Job, classes: int, train: SplitData) -> TrainStep:
+        t = job.cfg.TRAIN
+        if soft_targets_on(job.cfg):
+            return soft_target_step(MixCut(classes, t.MIXUP, t.CUTMIX, t.MIXUP_SWITCH_PROB, t.LABEL_SMOOTHING))
         return classification_step
 
     def deviations(self, cfg: CfgNode) -> list[str]:
@@ -86,6 +115,9 @@ class VerbNoun:
         return AuxiliaryHead(dim, classes, nouns, init=init, dropout=dropout)
 
     def step(self, job: Job, classes: int, train: SplitData) -> TrainStep:
+        if soft_targets_on(job.cfg):
+            raise SevereError("TRAIN.LABEL_SMOOTHING / MIXUP / CUTMIX are not available with the EK-100 verb + noun "
+                              "objective (MODEL.NOUN_HEAD > 0); set them to 0")
         return verb_noun_step(classes, self.noun_labels(job, train))
 
     @staticmethod
@@ -116,10 +148,12 @@ def objective(cfg: CfgNode):
 
 
 def build_model(arch: str, weights, num_classes: int, head_init: str, dropout: float,
-                noun_classes: int = 0) -> VideoClassifier:
+                noun_classes: int = 0, drop_path: float = 0.0) -> VideoClassifier:
     """Backbone (lifecycle.make_backbone) + the objective's head: one linear classifier, or with
-    ``noun_classes`` the verb + noun :class:`AuxiliaryHead`."""
+    ``noun_classes`` the verb + noun :class:`AuxiliaryHead`; ``drop_path`` > 0 sets the backbone's stochastic depth."""
     backbone = lifecycle.make_backbone(arch, weights)
+    if drop_path:
+        set_drop_path(backbone, drop_path)
     head = _objective(noun_classes).head(backbone.feature_dim, num_classes, init=head_init, dropout=dropout,
                                          nouns=noun_classes)
     return VideoClassifier(backbone, head)
@@ -160,9 +194,12 @@ class RecognitionTask(Task):
     def validate(self, cfg: CfgNode) -> None:
         get_dataset(cfg.DATA.DATASET)  # unknown dataset -> clear error before anything else
         validate(cfg)
+        validate_recipe(cfg)
 
     def init_rules(self, method: str, cfg: CfgNode) -> list:
-        return init_overrides(method, cfg.DATA.DATASET, cfg.TRAIN.MODE, cfg.DATA.NUM_EXAMPLES)
+        """The method's protocol exceptions, then its backbone family's recipe (ViT: docs/protocol.md §15)."""
+        return [*init_overrides(method, cfg.DATA.DATASET, cfg.TRAIN.MODE, cfg.DATA.NUM_EXAMPLES),
+                *recipe_rules(method, run_arch(method, cfg.MODEL.ARCH), cfg.DATA.DATASET, cfg.TRAIN.MODE)]
 
     def resolve(self, cfg: CfgNode) -> Task:
         from severe.tasks import TASKS
@@ -198,6 +235,12 @@ class RecognitionTask(Task):
         return RecognitionData(train, test, val, norm)
 
     def train_dataset(self, cfg: CfgNode, data_root: Path, entries, norm: Normalization):
+        if cfg.DATA.RAND_AUGMENT or cfg.DATA.RANDOM_ERASING or not cfg.DATA.FLIP:
+            return self._recipe_dataset(cfg, data_root, entries, "train", RecipeTrainTransform(
+                TrainTransform(size=cfg.DATA.CROP, scale=tuple(cfg.DATA.TRAIN_CROP_SCALE), flip_p=0.5 if cfg.DATA.FLIP else 0.0,
+                               jitter=(0.4, 0.4, 0.4, 0.2) if cfg.DATA.COLOR_JITTER else None, norm=norm,
+                               short_side=tuple(cfg.DATA.TRAIN_SHORT_SIDE) or None),
+                rand_augment=tuple(cfg.DATA.RAND_AUGMENT) or None, erase_p=cfg.DATA.RANDOM_ERASING))
         return clip_dataset(cfg.DATA.DATASET, data_root, entries, mode="train", num_frames=cfg.DATA.NUM_FRAMES,
                             fps=cfg.DATA.FPS, clips=cfg.DATA.TRAIN_CLIPS_PER_VIDEO, crop=cfg.DATA.CROP,
                             test_resize=cfg.DATA.TEST_RESIZE, norm=norm, seed=cfg.SEED,
@@ -205,15 +248,45 @@ class RecognitionTask(Task):
                             short_side=tuple(cfg.DATA.TRAIN_SHORT_SIDE) or None)
 
     def test_dataset(self, cfg: CfgNode, data_root: Path, entries, norm: Normalization):
+        if cfg.DATA.TEST_CROPS > 1:
+            return self._recipe_dataset(cfg, data_root, entries, "test", ThreeCropTestTransform(
+                cfg.DATA.TEST_RESIZE, cfg.DATA.CROP, norm, views=cfg.DATA.TEST_CROPS), dataset_cls=MultiViewClipDataset)
         return clip_dataset(cfg.DATA.DATASET, data_root, entries, mode="test", num_frames=cfg.DATA.NUM_FRAMES,
                             fps=cfg.DATA.FPS, clips=cfg.DATA.TEST_CLIPS, crop=cfg.DATA.CROP,
                             test_resize=cfg.DATA.TEST_RESIZE, norm=norm, seed=cfg.SEED,
                             allow_failures=cfg.DATA.ALLOW_TEST_FAILURES)
 
+    @staticmethod
+    def _recipe_dataset(cfg: CfgNode, data_root: Path, entries, mode: str, transform, dataset_cls=ClipDataset):
+        """A clip dataset with the ViT recipe's transforms (training augmentation or multi-view test)."""
+        spec = get_dataset(cfg.DATA.DATASET)
+        clips = cfg.DATA.TRAIN_CLIPS_PER_VIDEO if mode == "train" else cfg.DATA.TEST_CLIPS
+        return dataset_cls(entries, dataset_dir(data_root, cfg.DATA.DATASET), media=spec.media, mode=mode,
+                           num_frames=cfg.DATA.NUM_FRAMES, fps=cfg.DATA.FPS, clips_per_video=clips, transform=transform,
+                           seed=cfg.SEED, frames_fps=spec.frames_fps, frame_pattern=spec.frame_pattern,
+                           allow_failures=cfg.DATA.ALLOW_TEST_FAILURES and mode == "test")
+
     # ------------------------------------------------------------------ model
     def build_model(self, cfg: CfgNode, meta: dict, weights) -> VideoClassifier:
         return build_model(meta["arch"], weights, self.num_outputs(cfg), cfg.MODEL.HEAD_INIT, cfg.MODEL.DROPOUT,
-                           cfg.MODEL.NOUN_HEAD)
+                           cfg.MODEL.NOUN_HEAD, drop_path=cfg.MODEL.DROP_PATH)
+
+    @staticmethod
+    def optimizer_spec(cfg: CfgNode, model) -> OptimizerSpec:
+        """The optimiser of TRAIN.*; TRAIN.LAYER_DECAY < 1 adds the ViT recipe's layer-wise groups."""
+        layer_decay = None
+        if cfg.TRAIN.LAYER_DECAY < 1.0:
+            family = model.backbone.spec.family
+            layer_decay = LayerDecay(family, cfg.TRAIN.LAYER_DECAY, count_blocks(model, family))
+        return OptimizerSpec(cfg.TRAIN.OPTIMIZER, weight_decay=cfg.TRAIN.WEIGHT_DECAY, momentum=cfg.TRAIN.MOMENTUM,
+                             nesterov=cfg.TRAIN.NESTEROV, betas=tuple(cfg.TRAIN.BETAS), layer_decay=layer_decay)
+
+    @staticmethod
+    def schedule(cfg: CfgNode) -> LRSchedule:
+        """TRAIN.SCHEDULE from :data:`SCHEDULE_BUILDERS`, at the (batch-scaled, TRAIN.LR_SCALE_BATCH) lr."""
+        scale = functools.partial(effective_lr, batch_size=cfg.TRAIN.BATCH_SIZE, accum_steps=cfg.TRAIN.ACCUM_STEPS,
+                                  scale_batch=cfg.TRAIN.LR_SCALE_BATCH)
+        return SCHEDULE_BUILDERS[cfg.TRAIN.SCHEDULE](cfg, scale)
 
     # ------------------------------------------------------------------ train
     def train_step(self, job: Job, data: RecognitionData) -> TrainStep:
@@ -222,13 +295,11 @@ class RecognitionTask(Task):
     def train(self, job: Job, model, data: RecognitionData) -> dict | None:
         cfg = job.cfg
         if cfg.TRAIN.MODE == "knn":
-            return {}
+            return {"recipe": recipe_record(cfg)}
         train_ds = self.train_dataset(cfg, job.data_root, data.train.entries, data.norm)
         trainer = Trainer(
             model, train_ds, run_dir=job.run_dir, epochs=cfg.TRAIN.EPOCHS, global_batch_size=cfg.TRAIN.BATCH_SIZE,
-            optimizer=OptimizerSpec(cfg.TRAIN.OPTIMIZER, weight_decay=cfg.TRAIN.WEIGHT_DECAY,
-                                    momentum=cfg.TRAIN.MOMENTUM, nesterov=cfg.TRAIN.NESTEROV),
-            schedule=MultiStepLR(cfg.TRAIN.LR, list(cfg.TRAIN.MILESTONES), cfg.TRAIN.GAMMA), seed=cfg.SEED,
+            optimizer=self.optimizer_spec(cfg, model), schedule=self.schedule(cfg), seed=cfg.SEED,
             mode=cfg.TRAIN.MODE, head_names=("head",), num_workers=cfg.DATA.NUM_WORKERS,
             accum_steps=cfg.TRAIN.ACCUM_STEPS, dist=job.ctx, amp=cfg.TRAIN.AMP, channels_last=cfg.TRAIN.CHANNELS_LAST,
             compile=cfg.TRAIN.COMPILE, tensorboard=cfg.TRAIN.TENSORBOARD, progress=job.progress,
@@ -245,6 +316,7 @@ class RecognitionTask(Task):
         extra["train"] = {"epochs": len(history), "final_train_loss": history[-1].get("train_loss") if history else None,
                           "decode_failures": train_ds.failures.count, "failed_videos": train_ds.failed_keys()[:20],
                           "runtime": trainer.runtime.record}
+        extra["recipe"] = recipe_record(cfg)
         return extra
 
     def _after_epoch(self, job: Job, train_ds, data: RecognitionData):
@@ -329,6 +401,11 @@ class RecognitionTask(Task):
         if counts.get("test_failures"):
             out.append(f"{counts['test_failures']} undecodable test videos excluded (DATA.ALLOW_TEST_FAILURES)")
         out += objective(cfg).deviations(cfg)
+        if cfg.TRAIN.RECIPE != "severe":
+            out.append(f"ViT recipe '{cfg.TRAIN.RECIPE}' (inferred, docs/protocol.md §15): SEVERE++ has not published "
+                       "its transformer settings")
+        if cfg.TRAIN.SCHEDULE == "warmup_cosine" and cfg.TRAIN.MODE != "knn" and warmup_epochs(cfg) < cfg.TRAIN.WARMUP_EPOCHS:
+            out.append(f"lr warm-up shortened from {cfg.TRAIN.WARMUP_EPOCHS} to the run's {cfg.TRAIN.EPOCHS} epochs")
         if cfg.TRAIN.AMP != "off":
             out.append(f"mixed precision {cfg.TRAIN.AMP} (the original trained in fp32)")
         return out
@@ -362,6 +439,13 @@ class ArrowOfTimeTask(RecognitionTask):
         log.info("arrow of time: %d test videos shorter than one clip excluded", dropped)
         return ArrowOfTime(super().test_dataset(cfg, data_root, kept, norm), cfg.SEED)
 
+
+#: TRAIN.SCHEDULE -> builder(cfg, scale) where ``scale(lr)`` applies TRAIN.LR_SCALE_BATCH
+SCHEDULE_BUILDERS = {
+    "multistep": lambda cfg, scale: MultiStepLR(scale(cfg.TRAIN.LR), list(cfg.TRAIN.MILESTONES), cfg.TRAIN.GAMMA),
+    "warmup_cosine": lambda cfg, scale: WarmupCosineLR(scale(cfg.TRAIN.LR), cfg.TRAIN.EPOCHS, warmup_epochs(cfg),
+                                                       scale(cfg.TRAIN.MIN_LR), scale(cfg.TRAIN.WARMUP_START_LR)),
+}
 
 # EXPERIMENT.TASK of a recognition config -> the registered task that runs it
 RECOGNITION_VARIANTS = {"classification": "recognition", "arrow_of_time": "arrow_of_time"}
