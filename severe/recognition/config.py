@@ -54,6 +54,7 @@ def recognition_defaults() -> CfgNode:
     c.TRAIN.MILESTONES = [6, 10, 14]
     c.TRAIN.GAMMA = 0.3
     c.TRAIN.WEIGHT_DECAY = 0.0
+    c.TRAIN.BN_WEIGHT_DECAY = -1.0  # weight decay of BatchNorm weights and biases; < 0: TRAIN.WEIGHT_DECAY (EK-100: 0)
     c.TRAIN.ACCUM_STEPS = 1
     c.TRAIN.AMP = "off"  # off | bf16 | fp16 (CUDA only)
     c.TRAIN.CHANNELS_LAST = False  # channels_last_3d (CUDA only)

@@ -278,8 +278,10 @@ class RecognitionTask(Task):
         if cfg.TRAIN.LAYER_DECAY < 1.0:
             family = model.backbone.spec.family
             layer_decay = LayerDecay(family, cfg.TRAIN.LAYER_DECAY, count_blocks(model, family))
+        bn_decay = cfg.TRAIN.BN_WEIGHT_DECAY if cfg.TRAIN.BN_WEIGHT_DECAY >= 0 else None
         return OptimizerSpec(cfg.TRAIN.OPTIMIZER, weight_decay=cfg.TRAIN.WEIGHT_DECAY, momentum=cfg.TRAIN.MOMENTUM,
-                             nesterov=cfg.TRAIN.NESTEROV, betas=tuple(cfg.TRAIN.BETAS), layer_decay=layer_decay)
+                             nesterov=cfg.TRAIN.NESTEROV, betas=tuple(cfg.TRAIN.BETAS), layer_decay=layer_decay,
+                             bn_weight_decay=bn_decay)
 
     @staticmethod
     def schedule(cfg: CfgNode) -> LRSchedule:
