@@ -2,9 +2,10 @@
 
 * One torch thread per test process, and ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = 1 for the processes the
   tests start (tiny tensors run far slower with more threads on a busy 2-core machine; results do not
-  depend on it).
-* ``synthetic_root``: one tiny synthetic data root with every dataset, written once per session by
-  ``severe synth``. It is shared and read-only: a test that changes data copies what it changes into its
+  depend on it). The cores are used by pytest-xdist workers instead (``python -m pytest -q -n 2``); tests
+  marked ``slow`` are collected first so that the workers share them.
+* ``synthetic_root``: one tiny synthetic data root with every dataset, written once per session (per xdist
+  worker) by ``severe synth``. It is shared and read-only: a test that changes data copies what it changes into its
   own ``tmp_path`` first (checked when the session ends).
 * ``synthetic_checkpoint``: original-format synthetic pretrained checkpoints, one file per
   (method, seed, name), written once per session.
@@ -35,6 +36,9 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    # slow tests first (stable order otherwise): with ``-n 2`` they start early on both workers, and the many
+    # short tests fill the end, so neither worker is left alone with a long test
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if config.getoption("--every-backbone"):
         return
     skip = pytest.mark.skip(reason="one backbone per family by default; --every-backbone runs this one")
