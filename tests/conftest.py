@@ -2,8 +2,9 @@
 
 * One torch thread per test process, and ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = 1 for the processes the
   tests start (tiny tensors run far slower with more threads on a busy 2-core machine; results do not
-  depend on it). The cores are used by pytest-xdist workers instead (``python -m pytest -q -n 2``); tests
-  marked ``slow`` are collected first so that the workers share them.
+  depend on it). The cores are used by pytest-xdist workers instead (``python -m pytest -q -n 2``,
+  ``--dist loadgroup``): tests marked ``slow`` are collected first so that the workers share them, and the
+  tests that use a module-scoped fixture of their own module form one ``xdist_group`` (one worker builds it).
 * ``synthetic_root``: one tiny synthetic data root with every dataset, written once per session (per xdist
   worker) by ``severe synth``. It is shared and read-only: a test that changes data copies what it changes into its
   own ``tmp_path`` first (checked when the session ends).
@@ -35,10 +36,25 @@ def pytest_addoption(parser):
                      help="run the per-task end-to-end tests for every registered backbone, not one per family")
 
 
+def _module_fixture_users(item) -> bool:
+    """Whether the test uses a module-scoped fixture defined in its own module."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    module = item.nodeid.split("::")[0]
+    return any(defs and defs[-1].scope == "module" and defs[-1].baseid == module
+               for defs in (info.name2fixturedefs.get(name) for name in info.names_closure))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     # slow tests first (stable order otherwise): with ``-n 2`` they start early on both workers, and the many
     # short tests fill the end, so neither worker is left alone with a long test
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # the tests sharing a module-scoped fixture of their module run on one worker: the fixture is built once
+    for item in items:
+        if _module_fixture_users(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     if config.getoption("--every-backbone"):
         return
     skip = pytest.mark.skip(reason="one backbone per family by default; --every-backbone runs this one")

@@ -40,7 +40,7 @@ AVA_CFG = CONFIGS / "AVA" / "R2PLUS1D_18_32x2_112.yaml"
 TINY_CFG = CONFIGS / "AVA" / "TINY_SYNTHETIC.yaml"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data_root(synthetic_root) -> Path:
     return synthetic_root
 

@@ -30,7 +30,7 @@ CHARADES_CFG = CONFIGS / "R2PLUS1D_18_32x8_112.yaml"
 TINY_CFG = CONFIGS / "TINY_SYNTHETIC.yaml"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data_root(synthetic_root) -> Path:
     return synthetic_root
 
