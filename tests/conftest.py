@@ -25,6 +25,11 @@ from typing import Callable  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+try:
+    from _pytest.nodeid import NodeId  # pytest >= 9.2
+except ImportError:  # pragma: no cover - older pytest: xdist sets the suffix itself
+    NodeId = None
+
 from severe import cli  # noqa: E402
 from severe.synth.checkpoints import write_synthetic_checkpoint  # noqa: E402
 
@@ -46,6 +51,17 @@ def _module_fixture_users(item) -> bool:
                for defs in (info.name2fixturedefs.get(name) for name in info.names_closure))
 
 
+def _xdist_group(config, item, group: str) -> None:
+    """``xdist_group(group)``: in an xdist worker with ``--dist loadgroup`` xdist appends ``@group`` to the node
+    id and the tests with one suffix run on one worker. pytest >= 9.2 keeps the id in ``_id``, where
+    pytest-xdist 3.8's ``item._nodeid = ...`` has no effect, so the suffix is set here (xdist reads the last
+    ``@`` part)."""
+    item.add_marker(pytest.mark.xdist_group(group))
+    if (getattr(config.option, "loadgroup", False) and NodeId is not None
+            and isinstance(getattr(item, "_id", None), NodeId) and "@" not in item.nodeid):
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     # slow tests first (stable order otherwise): with ``-n 2`` they start early on both workers, and the many
@@ -54,7 +70,7 @@ def pytest_collection_modifyitems(config, items):
     # the tests sharing a module-scoped fixture of their module run on one worker: the fixture is built once
     for item in items:
         if _module_fixture_users(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            _xdist_group(config, item, item.nodeid.split("::")[0])
     if config.getoption("--every-backbone"):
         return
     skip = pytest.mark.skip(reason="one backbone per family by default; --every-backbone runs this one")
