@@ -7,6 +7,7 @@ import math
 import os
 import random
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -67,8 +68,8 @@ def tiny_repetition_make_backbone(arch: str, weights=None) -> VideoBackbone:
 
 # ------------------------------------------------------------------------------- tiny run settings
 
-# recognition: 8 frames of 32x32, 2 test clips, no workers
-RECOGNITION_TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "8", "DATA.CROP", "32",
+# recognition: 4 frames of 32x32 (the smallest R(2+1)D-18 input), 2 test clips, no workers
+RECOGNITION_TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "4", "DATA.CROP", "32",
                     "DATA.TEST_RESIZE", "32", "DATA.NUM_WORKERS", "0", "DATA.TRAIN_CLIPS_PER_VIDEO", "1",
                     "DATA.TEST_CLIPS", "2", "TEST.BATCH_SIZE", "3", "TRAIN.MILESTONES", "[1]"]
 
@@ -76,6 +77,22 @@ RECOGNITION_TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAM
 REPETITION_TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "3", "DATA.CROP", "16", "MODEL.FRAMES_PER_STREAM", "4",
                    "DATA.ITEMS_PER_VIDEO", "1", "TRAIN.MAX_INNER_STEPS", "3", "DATA.NUM_WORKERS", "0",
                    "TEST.BATCH_SIZE", "4", "DATA.MAX_SEGMENT_FRAMES", "30", "TRAIN.CHECKPOINT_EVERY", "1"]
+
+
+# ------------------------------------------------------------------------------- learning checks
+
+def sgd_losses(model: nn.Module, step: Callable[[nn.Module], torch.Tensor], steps: int = 4, lr: float = 0.05) -> list[float]:
+    """The loss of each of ``steps`` SGD steps (Nesterov momentum 0.9) on one fixed batch; ``step(model)``
+    returns the batch's loss. A task's training step learns when ``losses[-1] < 0.8 * losses[0]``."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    losses = []
+    for _ in range(steps):
+        loss = step(model)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
 
 
 # ------------------------------------------------------------------------------- engine toys

@@ -42,7 +42,7 @@ def test_installed_package_ships_every_config(tmp_path):
     shutil.copytree(REPO / "severe", src / "severe", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(site), str(src)], check=True, capture_output=True, text=True)
+                    "--no-compile", "--target", str(site), str(src)], check=True, capture_output=True, text=True)
     package = (site / "severe").resolve()
     shipped = sorted(p.relative_to(REPO / "severe") for p in (REPO / "severe" / "configs").rglob("*.yaml"))
     installed = sorted(p.relative_to(package) for p in (package / "configs").rglob("*.yaml"))

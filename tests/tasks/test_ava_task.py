@@ -33,14 +33,14 @@ from severe.models import build_backbone
 from severe.tasks import TASKS, lifecycle
 from severe.tasks.ava import detection_step
 from severe.tasks.slowfast import run_net_main
-from tests.helpers import SLOWFAST_CONFIGS
+from tests.helpers import SLOWFAST_CONFIGS, sgd_losses
 
 CONFIGS = SLOWFAST_CONFIGS
 AVA_CFG = CONFIGS / "AVA" / "R2PLUS1D_18_32x2_112.yaml"
 TINY_CFG = CONFIGS / "AVA" / "TINY_SYNTHETIC.yaml"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data_root(synthetic_root) -> Path:
     return synthetic_root
 
@@ -233,14 +233,7 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(data_root):
     batch = collate_train([ds[0], ds[1]])
     torch.manual_seed(0)
     model = build_detection_model("r2plus1d_18", dropout=0.0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
-    losses = []
-    for _ in range(4):
-        out = detection_step(model, batch, torch.device("cpu"), torch.contiguous_format)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        losses.append(out.loss.item())
+    losses = sgd_losses(model, lambda m: detection_step(m, batch, torch.device("cpu"), torch.contiguous_format).loss)
     assert losses[-1] < 0.8 * losses[0], losses
 
 

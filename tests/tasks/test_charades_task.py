@@ -23,14 +23,14 @@ from severe.multilabel.model import build_multilabel_model, update_bn_stats
 from severe.tasks import TASKS, lifecycle
 from severe.tasks.charades import multilabel_step
 from severe.tasks.slowfast import run_net_main
-from tests.helpers import SLOWFAST_CONFIGS
+from tests.helpers import SLOWFAST_CONFIGS, sgd_losses
 
 CONFIGS = SLOWFAST_CONFIGS / "Charades"
 CHARADES_CFG = CONFIGS / "R2PLUS1D_18_32x8_112.yaml"
 TINY_CFG = CONFIGS / "TINY_SYNTHETIC.yaml"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data_root(synthetic_root) -> Path:
     return synthetic_root
 
@@ -187,14 +187,7 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
     targets = torch.zeros(3, 157)
     targets[0, 5] = targets[1, [5, 9]] = targets[2, 100] = 1
     model = build_multilabel_model("r2plus1d_18", num_classes=157, dropout=0.0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
-    losses = []
-    for _ in range(4):
-        out = multilabel_step(model, (clips, targets), torch.device("cpu"), torch.contiguous_format)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        losses.append(out.loss.item())
+    losses = sgd_losses(model, lambda m: multilabel_step(m, (clips, targets), torch.device("cpu"), torch.contiguous_format).loss)
     assert losses[-1] < 0.8 * losses[0], losses
 
 

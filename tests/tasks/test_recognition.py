@@ -27,7 +27,7 @@ from tests.helpers import RECOGNITION_TINY
 TINY = RECOGNITION_TINY
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data_root(synthetic_root) -> Path:
     return synthetic_root
 

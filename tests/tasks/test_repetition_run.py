@@ -225,7 +225,7 @@ def test_model_scorer_feeds_the_state_frames():
 
 # ---------------------------------------------------------------------------------------- runs
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data_root(synthetic_root) -> Path:
     return synthetic_root
 
