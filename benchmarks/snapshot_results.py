@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,6 +32,27 @@ TINY = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "8", "D
 TINY_REP = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "3", "DATA.CROP", "16", "MODEL.FRAMES_PER_STREAM", "4",
             "DATA.ITEMS_PER_VIDEO", "1", "TRAIN.MAX_INNER_STEPS", "3", "DATA.NUM_WORKERS", "0", "TEST.BATCH_SIZE", "4",
             "DATA.MAX_SEGMENT_FRAMES", "30"]
+
+
+def last_value_wins(cmd: list[str]) -> list[str]:
+    """``cmd`` with each repeated ``KEY VALUE`` override given once, with its last value (what older versions
+    did with a repeated key; newer ones refuse it)."""
+    out: list[str] = []
+    where: dict[str, int] = {}
+    i = 0
+    while i < len(cmd):
+        tok = cmd[i]
+        if re.fullmatch(r"[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+", tok) and i + 1 < len(cmd):
+            if tok in where:
+                out[where[tok] + 1] = cmd[i + 1]
+            else:
+                where[tok] = len(out)
+                out += [tok, cmd[i + 1]]
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
 
 
 def sha(path: Path) -> str:
@@ -129,6 +151,7 @@ def snapshot(work: Path, only: list[str] | None = None) -> dict:
     for name, cmd in runs.items():
         if only and name not in only:
             continue
+        cmd = last_value_wins(cmd)
         out = work / "runs" / name
         if not (out / "results.json").is_file():
             sh([*cmd, "--data-root", str(data), "--out", str(out), "--no-progress"])
