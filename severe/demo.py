@@ -26,6 +26,7 @@ from severe.benchmark.launch import plan_jobs, run_local
 from severe.experiments import EXPERIMENTS, Experiment
 from severe.cli import setup_logging
 from severe.errors import SevereError
+from severe.engine.trainer import LAST_CHECKPOINT
 from severe.io import atomic_torch_save
 
 log = logging.getLogger("severe.demo")
@@ -54,7 +55,20 @@ def demo_experiments(quick: bool) -> list[tuple[Experiment, list[str]]]:
     return suite[:2] + suite[4:5] if quick else suite
 
 
-def pretrain_on_source(data_root: Path, out: Path, epochs: int, progress: bool) -> Path:
+def remove_checkpoints(run_dir: Path) -> int:
+    """Delete the training checkpoints of a finished run (results.json written); returns the bytes freed. The
+    record, config and logs stay; ``severe run test`` on the run needs them back (``--keep-checkpoints``)."""
+    if not (run_dir / "results.json").is_file():
+        return 0
+    freed = 0
+    for ckpt in [run_dir / LAST_CHECKPOINT, *run_dir.glob("checkpoint_e[0-9]*.pt")]:
+        if ckpt.is_file():
+            freed += ckpt.stat().st_size
+            ckpt.unlink()
+    return freed
+
+
+def pretrain_on_source(data_root: Path, out: Path, epochs: int, progress: bool, keep_checkpoints: bool = False) -> Path:
     """Supervised pretraining on the synthetic Kinetics; returns a converted checkpoint of the backbone."""
     from severe.recognition.runner import plan_run, run
 
@@ -74,10 +88,12 @@ def pretrain_on_source(data_root: Path, out: Path, epochs: int, progress: bool) 
             "source_file": "demo: supervised pretraining on the synthetic Kinetics-400", "source_sha256": None,
             "dropped": {"head": 2}, "note": "severe demo pretraining, not the published supervised model"}
     atomic_torch_save({"state_dict": backbone, "meta": meta}, target)
+    if not keep_checkpoints:
+        (run_dir / LAST_CHECKPOINT).unlink()  # the converted backbone above is what the demo uses
     return target
 
 
-def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
+def run_demo(out: Path, quick: bool = False, progress: bool = True, keep_checkpoints: bool = False) -> dict:
     from severe.report.table import build_report
     from severe.report.plots import plot_report
     from severe.synth.datasets import write_synthetic_root
@@ -88,13 +104,20 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
     if not data_root.exists():
         datasets = ["ucf101", "ssv2", "k400", "ucfrep"] + ([] if quick else ["gym99", "charades", "ava"])
         write_synthetic_root(data_root, "tiny", seed=0, datasets=datasets)
-    weights = pretrain_on_source(data_root, out, epochs=1 if quick else 4, progress=progress)
+    log.info("stage: pretraining on the synthetic source domain (synthetic Kinetics-400, labels)")
+    weights = pretrain_on_source(data_root, out, epochs=1 if quick else 4, progress=progress,
+                                 keep_checkpoints=keep_checkpoints)
     runs = out / "runs"
     outcome = {}
-    for method, w in (("scratch", None), ("supervised", str(weights))):
-        for experiment, overrides in demo_experiments(quick):
-            jobs = plan_jobs([experiment], method, w, data_root.resolve(), runs.resolve(), False, {experiment.id: overrides})
-            outcome.update({f"{method}/{k}": v for k, v in run_local(jobs, progress=progress).items()})
+    plan = [(method, w, experiment, overrides) for method, w in (("scratch", None), ("supervised", str(weights)))
+            for experiment, overrides in demo_experiments(quick)]
+    for i, (method, w, experiment, overrides) in enumerate(plan, 1):
+        log.info("stage: experiment %d of %d: %s from %s", i, len(plan), experiment.label, method)
+        jobs = plan_jobs([experiment], method, w, data_root.resolve(), runs.resolve(), False, {experiment.id: overrides})
+        outcome.update({f"{method}/{k}": v for k, v in run_local(jobs, progress=progress).items()})
+        if not keep_checkpoints:
+            for job in jobs:
+                remove_checkpoints(job.run_dir)
     failed = {k: v for k, v in outcome.items() if v.startswith("failed")}
     if failed:
         raise SevereError(f"demo experiments failed: {', '.join(failed)} (logs in {runs})")
@@ -121,11 +144,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", default="severe_demo", help="output folder (default: ./severe_demo)")
     p.add_argument("--quick", action="store_true", help="a reduced demo (fewer experiments, one epoch): used by the tests")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each finished run's training checkpoint (about 360 MB each; needed only to re-test a run "
+                        "with 'severe run test'); by default they are deleted once the run's results.json is written")
     args = p.parse_args(argv)
     setup_logging()
     from severe.io import check_writable
 
     check_writable(args.out)  # fail in a second, not after the pretraining
-    result = run_demo(Path(args.out), quick=args.quick, progress=not args.no_progress)
-    print(f"demo finished in {result['seconds']} s; report: {result['report']} (and report.csv, report.png)")
+    result = run_demo(Path(args.out), quick=args.quick, progress=not args.no_progress,
+                      keep_checkpoints=args.keep_checkpoints)
+    size = sum(f.stat().st_size for f in Path(args.out).rglob("*") if f.is_file())
+    print(f"demo finished in {result['seconds']} s, {size / 2**20:.0f} MB in {args.out}; report: {result['report']} "
+          f"(and report.csv, report.png)")
     return 0
