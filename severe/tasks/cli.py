@@ -55,6 +55,20 @@ def parse(task: Task, argv: Sequence[str], prog: str, description: str | None = 
     return args
 
 
+def check_user_milestones(task: Task, cfg, user_overrides: Sequence[str]) -> None:
+    """Milestones the user gives (``TRAIN.MILESTONES`` on the command line) must lie within the resolved
+    TRAIN.EPOCHS: one past the end would never apply. Milestones that come with the config or a per-method rule
+    may lie past a shortened TRAIN.EPOCHS (a short trial run of a recipe; the report marks it as a deviation)."""
+    given = [k for k in user_overrides[::2] if (task.aliases or {}).get(k, k) == "TRAIN.MILESTONES"]
+    train = cfg.get("TRAIN")
+    if not given or train is None or "EPOCHS" not in train:
+        return
+    past = [m for m in train.MILESTONES if m > train.EPOCHS]
+    if past:
+        raise SevereError(f"{given[0]} {list(train.MILESTONES)}: milestone {past[0]} lies past TRAIN.EPOCHS "
+                          f"{train.EPOCHS} and would never apply; give milestones within the epochs (or [] for none)")
+
+
 def execute(task: Task, args: argparse.Namespace, force: Sequence[str] = ()) -> tuple[dict | None, Path]:
     """Plan and run (or, when the config says so, re-test) one experiment from parsed arguments; returns the
     results record (None when only training) and the run directory."""
@@ -69,6 +83,7 @@ def execute(task: Task, args: argparse.Namespace, force: Sequence[str] = ()) -> 
         run_dir = lifecycle.trained_run_dir(cfg)
         return lifecycle.retest(task, run_dir, progress=not args.no_progress, cfg=cfg), run_dir
     plan = lifecycle.plan(task, args.config, overrides, trust=args.trust, force=force)
+    check_user_milestones(task, plan.cfg, args.overrides)
     data_root = lifecycle.data_root_of(plan.cfg)
     record = lifecycle.run(plan, data_root, plan.run_dir(), resume=args.resume, progress=not args.no_progress)
     return record, plan.run_dir()
@@ -84,6 +99,7 @@ def print_config(task: Task, args: argparse.Namespace, cfg, overrides: Sequence[
         print(lifecycle.config_text(cfg, header=header), end="")
         return
     plan = lifecycle.plan(task, args.config, overrides, trust=args.trust, force=force, load=False)
+    check_user_milestones(task, plan.cfg, args.overrides)
     header.append(f"initialisation: {plan.method}")
     print(lifecycle.config_text(plan.cfg, plan.rules, overrides, header), end="")
 

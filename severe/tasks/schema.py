@@ -81,8 +81,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "TRAIN.EPOCHS": (_at_least_one, ">= 1"),
     "TRAIN.BATCH_SIZE": (_at_least_one, ">= 1"),
     "TEST.BATCH_SIZE": (_at_least_one, ">= 1"),
-    "TRAIN.MILESTONES": (_increasing_positive, "strictly increasing epochs >= 1 (a milestone past the last epoch "
-                                               "never applies)"),
+    "TRAIN.MILESTONES": (_increasing_positive, "strictly increasing epochs >= 1"),
     "TRAIN.GAMMA": (_positive, "> 0"),
     "TRAIN.MOMENTUM": (_fraction, "in [0, 1]"),
     "TRAIN.ACCUM_STEPS": (_at_least_one, ">= 1"),
