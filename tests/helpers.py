@@ -29,6 +29,18 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------- tiny clip shapes
 
+def torchrun_two_processes(script: Path, timeout: int) -> None:
+    """Run ``script`` under ``torch.distributed.run`` with 2 local processes (a free port, the suite's thread
+    settings); fails the test with the end of its output when it does not exit cleanly."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+           str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=subprocess_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
 def tiny_clip_size(arch: str, frames: int = 8, crop: int = 32) -> tuple[int, int]:
     """The smallest frames >= ``frames`` and crop >= ``crop`` that the architecture's strides divide."""
     spec = get_backbone_spec(arch)

@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from fvcore.common.config import CfgNode
 
 from severe.configs import config_dir
-from severe.data.dataset import short_video_summary
 from severe.data.augment import MixCut, RecipeTrainTransform, soft_target_cross_entropy
+from severe.data.dataset import ClipDataset, short_video_summary
 from severe.data.readers.epic import read_epic_nouns
-from severe.data.dataset import ClipDataset
 from severe.data.registry import dataset_dir, get_dataset
 from severe.data.transforms import Normalization, TrainTransform
 from severe.data.views import MultiViewClipDataset, ThreeCropTestTransform

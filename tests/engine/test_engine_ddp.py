@@ -1,15 +1,12 @@
 """Two CPU processes under torchrun (gloo): DDP training and sharded evaluation equal a single process."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
 from severe.engine import load_checkpoint, load_model_weights, predict_dense, read_jsonl
 from severe.metrics import video_accuracy
-from tests.helpers import NUM_CLASSES, TinyNet, ToyTest, subprocess_env
+from tests.helpers import NUM_CLASSES, TinyNet, ToyTest, torchrun_two_processes
 
 WORKER = """
 import numpy as np
@@ -36,9 +33,7 @@ def test_two_process_gloo_training_and_evaluation_equal_single_process(tmp_path)
     run = tmp_path / "run"
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(run=str(run), out=str(tmp_path)))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2", str(script)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=subprocess_env())
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    torchrun_two_processes(script, timeout=240)
 
     # one run directory written by rank 0 only; epoch statistics reduced over both ranks
     ckpt = load_checkpoint(run / "checkpoint_last.pt")

@@ -32,7 +32,7 @@ from severe.synth.checkpoints import write_synthetic_checkpoint
 from severe.tasks import lifecycle
 from severe.tasks.repetition import normalization, prepare_videos
 from tests.helpers import REPETITION_TINY as TINY
-from tests.helpers import subprocess_env, tiny_repetition_backbone, tiny_repetition_make_backbone
+from tests.helpers import tiny_repetition_backbone, tiny_repetition_make_backbone, torchrun_two_processes
 
 ANCHOR_ARRAY = np.asarray(ANCHORS)
 
@@ -363,15 +363,10 @@ cleanup_distributed()
 
 @pytest.mark.slow
 def test_two_processes_train_and_count_like_one(data_root, tmp_path, tiny_trunk):
-    import subprocess
-    import sys
-
     run = tmp_path / "run"
     script = tmp_path / "worker.py"
     script.write_text(DDP_WORKER.format(data=str(data_root), run=str(run)))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2", str(script)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=subprocess_env())
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    torchrun_two_processes(script, timeout=300)
     ckpt = load_checkpoint(run / "checkpoint_last.pt")
     assert ckpt["setup"]["world_size"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])
     # 9 items in batches of 4: the last batch (1 item) cannot be shared by 2 processes and is dropped
