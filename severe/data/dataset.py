@@ -52,7 +52,7 @@ from severe.data.decode import DecodeError, VideoHandle, VideoInfo, VideoReader,
 from severe.data.entries import VideoEntry
 from severe.data.sampling import (RandomClipSampler, UniformClipSampler, segment_frames, timeline_frames,
                                   timeline_length)
-from severe.data.transforms import TestTransform, TrainTransform
+from severe.data.transforms import TestTransform, TrainTransform, scratch
 from severe.errors import SevereError
 
 __all__ = ["ClipDataset", "FailureLog", "ShortVideoLog", "FAILED_LABEL", "MODES"]
@@ -308,7 +308,9 @@ class ClipDataset(Dataset):
                 # read only the crop box of each frame (same draws and result as transforming full frames)
                 p = self.transform.sample(h.info.height, h.info.width, g)
                 c = p.crop
-                frames = h.read(indices, box=(c.top, c.left, c.height, c.width))
+                # the clip's crop boxes go into a reused buffer: the resize reads it, then it is free again
+                frames = h.read(indices, box=(c.top, c.left, c.height, c.width),
+                                buffer=lambda shape: scratch("train_frames", shape))
                 if v is not None:
                     self._note_short(v, entry, h)
                 return self.transform.apply(torch.from_numpy(frames).permute(0, 3, 1, 2), p, cropped=True)

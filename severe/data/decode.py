@@ -127,11 +127,14 @@ class VideoHandle:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def read(self, indices: Sequence[int], box: Box | None = None) -> np.ndarray:
+    def read(self, indices: Sequence[int], box: Box | None = None,
+             buffer: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> np.ndarray:
         """Frames ``indices`` (any order, repeats allowed) as uint8 ``[N, H, W, 3]`` (a new array).
 
         Indices at or past the real end of the video get its last frame. ``box`` = (top, left, height,
-        width) reads only that region of every frame.
+        width) reads only that region of every frame. ``buffer(shape)`` -> a uint8 array of that shape
+        to hold the distinct frames instead of a new one (the training loader reuses its memory); the
+        result is then that array when ``indices`` are distinct and in order.
         """
         idx = [int(i) for i in indices]
         if not idx:
@@ -146,7 +149,8 @@ class VideoHandle:
         got: dict[int, np.ndarray] = {}
         for i, frame in self.iter_frames(wanted, box=box):
             if out is None:
-                out = np.empty((len(wanted),) + frame.shape, dtype=frame.dtype)
+                shape = (len(wanted),) + frame.shape
+                out = np.empty(shape, dtype=frame.dtype) if buffer is None else buffer(shape)
             elif frame.shape != out.shape[1:]:
                 raise DecodeError(f"{self.path}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, earlier frames "
                                   f"{out.shape[2]}x{out.shape[1]} (the frame size changes inside the video)")

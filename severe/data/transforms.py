@@ -26,6 +26,7 @@ kernel, within one grey level). Normalisation and channel order come from the ch
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -53,7 +54,8 @@ __all__ = [
     "make_generator",
     "adjust_hue",
     "color_jitter",
-    "jitter_planar_",
+    "jitter_hwc_",
+    "scratch",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -119,6 +121,23 @@ class Normalization:
         if video.ndim != 4 or video.shape[1] != 3 or not (video.dtype == torch.uint8 or video.is_floating_point()):
             raise ValueError(f"expected uint8 or float [T, 3, H, W], got {video.dtype} {tuple(video.shape)}")
         return self.apply_planar_(_planar_float(video))
+
+    def apply_hwc(self, rgb: np.ndarray, frames: int) -> torch.Tensor:
+        """uint8 RGB ``[frames * H, W, 3]`` (frames stacked vertically) -> float32 ``[C, frames, H, W]``:
+        each channel widened into its output plane, then ``x * scale - shift`` in place (same values as
+        :meth:`apply` up to float rounding), channel order included."""
+        th, w, _ = rgb.shape
+        out = torch.empty((3, frames, th // frames, w), dtype=torch.float32)
+        dst = out.numpy().reshape(3, th, w)
+        planes = cv2.split(rgb)
+        for k, c in enumerate((2, 1, 0) if self.channel_order == "BGR" else (0, 1, 2)):
+            if self.mean is None:
+                scale, shift = 1.0 / 255.0, 0.0
+            else:
+                scale, shift = 1.0 / (255.0 * self.std[c]), self.mean[c] / self.std[c]
+            np.copyto(dst[k], planes[c])  # widen, then scale and shift in place (faster than one mixed-depth op)
+            cv2.addWeighted(dst[k], scale, dst[k], 0.0, -shift, dst=dst[k])
+        return out
 
     def apply_planar_(self, x: torch.Tensor) -> torch.Tensor:
         """In place on float32 ``[C, T, H, W]`` on the 0..255 scale: /255, (x - mean)/std; then the channel
@@ -339,87 +358,114 @@ class ClipParams:
     hue: float
 
 
+# added before OpenCV's round-to-nearest uint8 saturation so that it truncates like v2's float -> uint8
+# (floor of values in [0, 256)); only results within 2^-15 below an integer round up instead
+_TRUNC = -0.5 + 2.0**-15
+# v2's uint8 grayscale is floor(0.2989 R + 0.587 G + 0.114 B): computed by cv2.transform on float32 pixels
+# (OpenCV's uint8 transform is slower, and its 3 -> 3 channel variant has 10-bit fixed-point weights)
+_GREY = np.array([[0.2989, 0.587, 0.114]], dtype=np.float32)
+
+
+_SCRATCH = threading.local()
+
+
+def scratch(key: str, shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
+    """A reusable array of ``shape`` for temporaries, one per ``key`` and thread (grown on demand, never
+    shrunk). Its content is undefined; it stays valid until the next request for the same ``key``.
+
+    Reusing memory matters on the loader's hot path: fresh multi-megabyte arrays are page-faulted in on
+    every clip (a few ms per clip on one core).
+    """
+    bufs = _SCRATCH.__dict__
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = bufs.get(key)
+    if buf is None or buf.size < n:
+        buf = bufs[key] = np.empty(max(n, 1), dtype=np.uint8)
+    return buf[:n].view(dtype).reshape(shape)
+
+
+def _grey_f32(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 copy of uint8 ``[N, W, 3]``, its v2 grayscale ``[N, W]`` as float32 integers), in scratch."""
+    x = scratch("jitter_rgb", rgb.shape, np.float32)
+    np.copyto(x, rgb)
+    grey = cv2.transform(x, _GREY, dst=scratch("jitter_grey", rgb.shape[:2], np.float32))
+    return x, np.floor(grey, out=grey)
+
+
 def color_jitter(video: torch.Tensor, order: Sequence[int], brightness: float, contrast: float,
                  saturation: float, hue: float) -> torch.Tensor:
     """v2 ``ColorJitter`` with fixed factors on uint8 ``[T, 3, H, W]`` frames -> float ``[T, H, W, 3]``.
 
-    ``order`` lists the ops (0 brightness, 1 contrast, 2 saturation, 3 hue) in application order.
-    The result holds integers in [0, 255] (float32; a channels-last view of a ``[3, T, H, W]`` tensor)
-    exactly as v2 would return them as uint8 after each op: v2's blends (``x * f + other * (1 - f)``,
-    clamp, truncation to uint8; grayscale ``floor(0.2989 R + 0.587 G + 0.114 B)``; contrast against each
-    frame's mean grey) are reproduced op for op in float32, without v2's uint8 <-> float round trips
-    between the ops. Hue uses OpenCV's float HSV conversion (v2's tensor kernel costs ~20 ms per
-    32x112x112 clip on one core, OpenCV ~1 ms) and v2's float -> uint8 rule; it differs from v2 by at
-    most one level on ~0.02 % of values. The other ops match v2 bit for bit except for rare one-level
-    differences from the summation order of the contrast mean.
+    ``order`` lists the ops (0 brightness, 1 contrast, 2 saturation, 3 hue) in application order; the
+    result holds the integers in [0, 255] that :func:`jitter_hwc_` computes (float32 for the callers that
+    compare against float references).
     """
     if video.ndim != 4 or video.shape[-3] != 3:
         raise ValueError(f"expected frames [T, 3, H, W], got shape {tuple(video.shape)}")
-    x = jitter_planar_(_planar_float(video), order, brightness, contrast, saturation, hue)
-    return x.permute(1, 2, 3, 0)
+    t, _, h, w = video.shape
+    rgb = video.permute(0, 2, 3, 1).numpy().copy(order="C").reshape(t * h, w, 3)  # jitter works in place
+    out = jitter_hwc_(rgb, t, order, brightness, contrast, saturation, hue)
+    return torch.from_numpy(out.reshape(t, h, w, 3).astype(np.float32))
 
 
-def jitter_planar_(x: torch.Tensor, order: Sequence[int], brightness: float, contrast: float,
-                   saturation: float, hue: float) -> torch.Tensor:
-    """:func:`color_jitter` in place on float32 ``[3, T, H, W]`` holding 0..255 integers (the hue step
-    returns a new tensor). Whole-clip tensor ops; each op ends on integers like v2's uint8 results."""
+def jitter_hwc_(rgb: np.ndarray, frames: int, order: Sequence[int], brightness: float, contrast: float,
+                saturation: float, hue: float) -> np.ndarray:
+    """v2 ``ColorJitter`` with fixed factors on uint8 RGB ``[frames * H, W, 3]`` (the clip's frames stacked
+    vertically), in place where possible; returns the uint8 result.
+
+    Each op is v2's on uint8 (blend ``x * f + other * (1 - f)``, clamp, truncation to uint8; grayscale
+    ``floor(0.2989 R + 0.587 G + 0.114 B)``; contrast against each frame's mean grey; hue through HSV),
+    computed by one or two OpenCV passes on the uint8 pixels instead of torch float passes: truncation
+    is OpenCV's rounding of ``value - 0.4995``, and the hue step uses OpenCV's float HSV conversion
+    (v2's tensor kernel costs ~20 ms per 32x112x112 clip on one core). Results equal v2's up to the float
+    rounding of the blends (a level where the exact value lies within 5e-4 below an integer) and, for
+    hue, one level on ~0.02 % of values.
+    """
     for op in order:
-        if op == 0:
-            x.mul_(brightness)
-            if brightness > 1.0:  # a factor <= 1 keeps values of [0, 255] inside it
-                x.clamp_(0.0, 255.0)
-            x.floor_()
-        elif op == 1:
-            mean = _grey(x).mean(dim=(-2, -1), keepdim=True)  # [T, 1, 1]: each frame's mean grey
-            _blend_(x, mean, contrast)
-        elif op == 2:
-            _blend_(x, _grey(x), saturation)
-        elif op == 3:
-            x = _hue(x, hue)
-        else:
+        if op not in _JITTER_OPS:
             raise ValueError(f"unknown colour-jitter op {op}")
-    return x
+        f = (brightness, contrast, saturation, hue)[op]
+        if rgb.size:
+            rgb = _JITTER_OPS[op](rgb, frames, f)
+    return rgb
 
 
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    """v2's uint8 grayscale before blending: floor(0.2989 R + 0.587 G + 0.114 B) of ``[3, ...]``, shape [...]."""
-    r, g, b = x.unbind(0)
-    return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).floor_()
+def _brightness_u8(rgb: np.ndarray, frames: int, f: float) -> np.ndarray:
+    return cv2.convertScaleAbs(rgb, dst=rgb, alpha=f, beta=_TRUNC)  # f * x >= 0: abs() does nothing
 
 
-def _blend_(x: torch.Tensor, other: torch.Tensor, ratio: float) -> None:
-    # values are >= 0 after the clamp, where floor == trunc (v2's float -> uint8); trunc_ is not vectorised.
-    # For ratio <= 1 the blend of values in [0, 255] stays in [0, 256): the clamp cannot change the floor.
-    x.mul_(ratio).add_(other, alpha=1.0 - ratio)
-    if ratio > 1.0:
-        x.clamp_(0.0, 255.0)
-    x.floor_()
+def _contrast_u8(rgb: np.ndarray, frames: int, f: float) -> np.ndarray:
+    th, w, _ = rgb.shape
+    grey = _grey_f32(rgb)[1].reshape(frames, th // frames, w)
+    clip = rgb.reshape(frames, th // frames, w, 3)
+    for t in range(frames):  # blend with the frame's mean grey (a constant per frame)
+        cv2.addWeighted(clip[t], f, clip[t], 0.0, (1.0 - f) * cv2.mean(grey[t])[0] + _TRUNC, dst=clip[t])
+    return rgb
 
 
-def _hue(x: torch.Tensor, hue_factor: float) -> torch.Tensor:
-    """Hue shift of float ``[3, T, H, W]`` (0..255 integers) through OpenCV's float HSV conversion."""
+def _saturation_u8(rgb: np.ndarray, frames: int, f: float) -> np.ndarray:
+    x, grey = _grey_f32(rgb)
+    grey3 = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB, dst=scratch("jitter_grey3", rgb.shape, np.float32))
+    return cv2.addWeighted(x, f, grey3, 1.0 - f, _TRUNC, dst=rgb, dtype=cv2.CV_8U)
+
+
+def _hue_u8(rgb: np.ndarray, frames: int, hue_factor: float) -> np.ndarray:
     if not -0.5 <= hue_factor <= 0.5:
         raise ValueError(f"hue_factor ({hue_factor}) is not in [-0.5, 0.5]")
-    if hue_factor == 0.0 or x.numel() == 0:
-        return x
-    if not x.is_contiguous():
-        x = x.contiguous()
-    c, t, h, w = x.shape
-    planes = x.numpy().reshape(c, t * h, w)
-    rgb = _hue_hwc(cv2.merge([planes[0], planes[1], planes[2]]), hue_factor)  # interleave (7x torch's permute)
-    cv2.split(rgb, [planes[0], planes[1], planes[2]])  # back into x's planes, in place
-    return x
-
-
-def _hue_hwc(rgb: np.ndarray, hue_factor: float) -> np.ndarray:
-    """OpenCV hue shift of float32 ``[N, W, 3]`` RGB on the 0..255 scale, truncated like v2 (in place)."""
-    cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV, dst=rgb)
+    if hue_factor == 0.0:
+        return rgb
+    x = scratch("jitter_rgb", rgb.shape, np.float32)
+    np.copyto(x, rgb)
+    cv2.cvtColor(x, cv2.COLOR_RGB2HSV, dst=x)
     # degrees in [0, 360) -> [0, 720); OpenCV's HSV->RGB wraps hue >= 360 itself (tested)
-    rgb[..., 0] += 360.0 * hue_factor + (360.0 if hue_factor < 0 else 0.0)
-    cv2.cvtColor(rgb, cv2.COLOR_HSV2RGB, dst=rgb)
-    rgb *= (256.0 - 1e-3) / 255.0  # v2: float in [0, 1] * (255 + 1 - 1e-3), truncated
-    np.trunc(rgb, out=rgb)
-    return rgb
+    cv2.add(x, (360.0 * hue_factor + (360.0 if hue_factor < 0 else 0.0), 0.0, 0.0, 0.0), dst=x)
+    cv2.cvtColor(x, cv2.COLOR_HSV2RGB, dst=x)
+    # v2: float in [0, 1] * (255 + 1 - 1e-3), truncated
+    return cv2.convertScaleAbs(x, dst=rgb, alpha=(256.0 - 1e-3) / 255.0, beta=_TRUNC)
+
+
+# op index of ClipParams.jitter_order -> uint8 op (rgb [frames * H, W, 3], frames, factor) -> rgb
+_JITTER_OPS = {0: _brightness_u8, 1: _contrast_u8, 2: _saturation_u8, 3: _hue_u8}
 
 
 def adjust_hue(video: torch.Tensor, hue_factor: float) -> torch.Tensor:
@@ -428,10 +474,11 @@ def adjust_hue(video: torch.Tensor, hue_factor: float) -> torch.Tensor:
         raise ValueError(f"hue needs 3 channels, got shape {tuple(video.shape)}")
     if not -0.5 <= hue_factor <= 0.5:
         raise ValueError(f"hue_factor ({hue_factor}) is not in [-0.5, 0.5]")
-    shape = video.shape
-    x = video.movedim(-3, -1).to(torch.float32, copy=True).contiguous().numpy()  # hue works in place
-    rgb = _hue_hwc(x.reshape(-1, shape[-1], 3), hue_factor) if hue_factor != 0.0 else x
-    return torch.from_numpy(rgb).view(x.shape).to(torch.uint8).movedim(-1, -3)
+    hwc = video.movedim(-3, -1).contiguous()
+    rgb = hwc.numpy().reshape(-1, hwc.shape[-2], 3).copy()
+    if rgb.size:
+        rgb = _hue_u8(rgb, 1, hue_factor)
+    return torch.from_numpy(rgb).view(hwc.shape).movedim(-1, -3)
 
 
 class TrainTransform:
@@ -494,12 +541,18 @@ class TrainTransform:
                 video, c.top, c.left, c.height, c.width, [self.size, self.size],
                 interpolation=InterpolationMode.BILINEAR, antialias=True,
             )
+        t, _, h, w = x.shape
+        if x.numel() == 0:
+            return self.norm.apply(x)
+        rgb = x.permute(0, 2, 3, 1)  # the resize keeps channels-last input channels-last: a view
+        if rgb.is_contiguous() and rgb.untyped_storage().data_ptr() == video.untyped_storage().data_ptr():
+            rgb = rgb.clone()  # no resampling happened (the crop has the output size): never write into the input
+        rgb = (rgb if rgb.is_contiguous() else rgb.contiguous()).numpy().reshape(t * h, w, 3)
         if p.flip:
-            x = F.horizontal_flip(x)
-        x = _planar_float(x)  # the one float copy, already in the output layout [C, T, S, S]
+            cv2.flip(rgb, 1, dst=rgb)  # every frame at once (they are stacked vertically), in place
         if p.jitter_order:
-            x = jitter_planar_(x, p.jitter_order, p.brightness, p.contrast, p.saturation, p.hue)
-        return self.norm.apply_planar_(x)
+            rgb = jitter_hwc_(rgb, t, p.jitter_order, p.brightness, p.contrast, p.saturation, p.hue)
+        return self.norm.apply_hwc(rgb, t)
 
     def __call__(self, video: torch.Tensor, generator: torch.Generator | int | None = None) -> torch.Tensor:
         _check_video(video)
