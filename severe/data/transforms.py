@@ -11,16 +11,17 @@ Test (docs/protocol.md §4): resize the short side to 128 (bilinear, antialias) 
 same normalisation. ``TestTransform.spatial`` (uint8 -> uint8) and ``finish`` (uint8 -> normalised
 float ``[C, T, H, W]``) are separate so that the loader can shrink frames as they are decoded.
 
-Everything stays uint8 until the resized crop exists; cropping happens before resizing, and the loader
-may read only the crop box of each frame (``apply(..., cropped=True)``). Frames are best passed
-channels-last (``torch.from_numpy(frames_thwc).permute(0, 3, 1, 2)``, no copy): torch's uint8
-antialiased resize is ~2x faster on that layout, with identical results. The resized clip is then
-converted once to float32 in the output layout ``[C, T, H, W]``; colour jitter and normalisation run in
-place on it, whole-clip tensor ops (no per-frame work). Colour jitter (:func:`color_jitter`) gives v2's
-results op for op (uint8 truncation between the ops, as ``floor`` after the clamp: torch's ``trunc``
-is not vectorised), with the hue step through OpenCV's HSV conversion (10x faster than v2's tensor
-kernel, within one grey level). Normalisation and channel order come from the checkpoint's ``meta``
-(:meth:`Normalization.from_meta`).
+Everything stays uint8 until the normalisation; cropping happens before resizing, and the loader may read
+only the crop box of each frame (``apply(..., cropped=True)``). Frames are best passed channels-last
+(``torch.from_numpy(frames_thwc).permute(0, 3, 1, 2)``, no copy): torch's uint8 antialiased resize is ~2x
+faster on that layout, with identical results. The resized clip is then handled as one uint8 image
+``[T * S, S, 3]`` (frames stacked vertically) by OpenCV: flip in place, colour jitter
+(:func:`jitter_hwc_`: v2's formulas on uint8, truncated like v2, a few whole-clip passes; hue through
+OpenCV's float HSV conversion, 10x faster than v2's tensor kernel), then one normalisation pass per channel
+into the float ``[C, T, S, S]`` output. Results equal v2's op by op up to float rounding (a level where the
+exact blend is an integer that float32 arithmetic misses, one level for hue on ~0.02 % of values);
+temporaries live in reused per-thread buffers (:func:`scratch`). Normalisation and channel order come from
+the checkpoint's ``meta`` (:meth:`Normalization.from_meta`).
 """
 
 from __future__ import annotations
@@ -122,13 +123,17 @@ class Normalization:
             raise ValueError(f"expected uint8 or float [T, 3, H, W], got {video.dtype} {tuple(video.shape)}")
         return self.apply_planar_(_planar_float(video))
 
-    def apply_hwc(self, rgb: np.ndarray, frames: int) -> torch.Tensor:
+    def apply_hwc(self, rgb: np.ndarray, frames: int, out: np.ndarray | None = None) -> torch.Tensor | None:
         """uint8 RGB ``[frames * H, W, 3]`` (frames stacked vertically) -> float32 ``[C, frames, H, W]``:
         each channel widened into its output plane, then ``x * scale - shift`` in place (same values as
-        :meth:`apply` up to float rounding), channel order included."""
+        :meth:`apply` up to float rounding), channel order included. With ``out`` (float32 ``[3, frames * H,
+        W]``, e.g. rows of a bigger output) the planes are written there and None is returned."""
         th, w, _ = rgb.shape
-        out = torch.empty((3, frames, th // frames, w), dtype=torch.float32)
-        dst = out.numpy().reshape(3, th, w)
+        result = None
+        if out is None:
+            result = torch.empty((3, frames, th // frames, w), dtype=torch.float32)
+            out = result.numpy().reshape(3, th, w)
+        dst = out
         planes = cv2.split(rgb)
         for k, c in enumerate((2, 1, 0) if self.channel_order == "BGR" else (0, 1, 2)):
             if self.mean is None:
@@ -137,7 +142,7 @@ class Normalization:
                 scale, shift = 1.0 / (255.0 * self.std[c]), self.mean[c] / self.std[c]
             np.copyto(dst[k], planes[c])  # widen, then scale and shift in place (faster than one mixed-depth op)
             cv2.addWeighted(dst[k], scale, dst[k], 0.0, -shift, dst=dst[k])
-        return out
+        return result
 
     def apply_planar_(self, x: torch.Tensor) -> torch.Tensor:
         """In place on float32 ``[C, T, H, W]`` on the 0..255 scale: /255, (x - mean)/std; then the channel
@@ -367,6 +372,7 @@ _GREY = np.array([[0.2989, 0.587, 0.114]], dtype=np.float32)
 
 
 _SCRATCH = threading.local()
+_CHUNK_FRAMES = 8  # frames per pass of the training path's flip / jitter / normalisation
 
 
 def scratch(key: str, shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
@@ -377,7 +383,7 @@ def scratch(key: str, shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
     every clip (a few ms per clip on one core).
     """
     bufs = _SCRATCH.__dict__
-    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    n = math.prod(shape) * np.dtype(dtype).itemsize
     buf = bufs.get(key)
     if buf is None or buf.size < n:
         buf = bufs[key] = np.empty(max(n, 1), dtype=np.uint8)
@@ -411,7 +417,7 @@ def color_jitter(video: torch.Tensor, order: Sequence[int], brightness: float, c
 def jitter_hwc_(rgb: np.ndarray, frames: int, order: Sequence[int], brightness: float, contrast: float,
                 saturation: float, hue: float) -> np.ndarray:
     """v2 ``ColorJitter`` with fixed factors on uint8 RGB ``[frames * H, W, 3]`` (the clip's frames stacked
-    vertically), in place where possible; returns the uint8 result.
+    vertically, C-contiguous), in place; returns ``rgb``.
 
     Each op is v2's on uint8 (blend ``x * f + other * (1 - f)``, clamp, truncation to uint8; grayscale
     ``floor(0.2989 R + 0.587 G + 0.114 B)``; contrast against each frame's mean grey; hue through HSV),
@@ -548,11 +554,17 @@ class TrainTransform:
         if rgb.is_contiguous() and rgb.untyped_storage().data_ptr() == video.untyped_storage().data_ptr():
             rgb = rgb.clone()  # no resampling happened (the crop has the output size): never write into the input
         rgb = (rgb if rgb.is_contiguous() else rgb.contiguous()).numpy().reshape(t * h, w, 3)
-        if p.flip:
-            cv2.flip(rgb, 1, dst=rgb)  # every frame at once (they are stacked vertically), in place
-        if p.jitter_order:
-            rgb = jitter_hwc_(rgb, t, p.jitter_order, p.brightness, p.contrast, p.saturation, p.hue)
-        return self.norm.apply_hwc(rgb, t)
+        out = torch.empty((3, t, h, w), dtype=torch.float32)
+        planes = out.numpy().reshape(3, t * h, w)
+        for a in range(0, t, _CHUNK_FRAMES):  # a few frames at a time: the float temporaries stay in cache
+            b = min(t, a + _CHUNK_FRAMES)
+            part = rgb[a * h:b * h]
+            if p.flip:
+                cv2.flip(part, 1, dst=part)  # every frame of the part at once (stacked vertically), in place
+            if p.jitter_order:
+                jitter_hwc_(part, b - a, p.jitter_order, p.brightness, p.contrast, p.saturation, p.hue)
+            self.norm.apply_hwc(part, b - a, out=planes[:, a * h:b * h])
+        return out
 
     def __call__(self, video: torch.Tensor, generator: torch.Generator | int | None = None) -> torch.Tensor:
         _check_video(video)
