@@ -372,18 +372,22 @@ _GREY = np.array([[0.2989, 0.587, 0.114]], dtype=np.float32)
 
 
 _SCRATCH = threading.local()
+_SCRATCH_MAX_BYTES = 64 << 20
 _CHUNK_FRAMES = 8  # frames per pass of the training path's flip / jitter / normalisation
 
 
 def scratch(key: str, shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
     """A reusable array of ``shape`` for temporaries, one per ``key`` and thread (grown on demand, never
-    shrunk). Its content is undefined; it stays valid until the next request for the same ``key``.
+    shrunk; requests above 64 MB get a fresh array). Its content is undefined; it stays valid until the next
+    request for the same ``key``.
 
     Reusing memory matters on the loader's hot path: fresh multi-megabyte arrays are page-faulted in on
     every clip (a few ms per clip on one core).
     """
     bufs = _SCRATCH.__dict__
     n = math.prod(shape) * np.dtype(dtype).itemsize
+    if n > _SCRATCH_MAX_BYTES:  # e.g. full-HD crop boxes: not worth keeping for the process's lifetime
+        return np.empty(shape, dtype=dtype)
     buf = bufs.get(key)
     if buf is None or buf.size < n:
         buf = bufs[key] = np.empty(max(n, 1), dtype=np.uint8)

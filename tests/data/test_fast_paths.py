@@ -73,6 +73,15 @@ def test_decode_equals_plain_pyav_and_regions_equal_crops(videos):
             assert np.array_equal(full, plain[idx])
             t, l, bh, bw = box
             assert np.array_equal(region, full[:, t:t + bh, l:l + bw]) and region.flags.writeable
+            wanted, held = sorted(set(idx)), []
+
+            def buffer(shape):  # a caller's buffer (the training loader's reused memory)
+                held.append(np.zeros(shape, np.uint8))
+                return held[-1]
+
+            with reader.open(path) as handle:
+                got = handle.read(wanted, box=box, buffer=buffer)
+            assert len(held) == 1 and got is held[0] and np.array_equal(got, plain[wanted, t:t + bh, l:l + bw])
         with reader.open(path) as handle:  # past the end: clamped to the last frame, region too
             assert np.array_equal(handle.read([n + 5], box=(1, 2, 3, 4)), plain[[n - 1], 1:4, 2:6])
         with reader.open(path) as handle, pytest.raises(DecodeError, match="outside"):

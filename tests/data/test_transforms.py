@@ -21,6 +21,7 @@ from severe.data.transforms import (
     color_jitter,
     sample_resized_crop,
     sample_short_side_crop,
+    scratch,
 )
 from severe.errors import SevereError
 
@@ -246,3 +247,16 @@ def test_bad_inputs():
     with pytest.raises(SevereError):
         Normalization((0.5, 0.5, 0.5), (0.0, 1.0, 1.0))
     assert math.isclose(Normalization.from_meta(None).std[0], 0.229)
+
+
+def test_scratch_buffers_are_reused_per_key_and_capped():
+    import numpy as np
+
+    a = scratch("test_a", (4, 5), np.float32)
+    b = scratch("test_a", (2, 3), np.uint8)  # smaller: the same memory
+    assert a.shape == (4, 5) and a.dtype == np.float32 and b.shape == (2, 3) and np.shares_memory(a, b)
+    assert not np.shares_memory(scratch("test_b", (2, 3)), b)  # another key, another buffer
+    c = scratch("test_a", (100, 7), np.float32)  # grown
+    assert c.shape == (100, 7) and np.shares_memory(c, scratch("test_a", (10,), np.float32))
+    big = scratch("test_a", (65 << 20,))  # above the cap: a fresh array, the cached one is kept
+    assert not np.shares_memory(big, c) and np.shares_memory(c, scratch("test_a", (10,), np.float32))
