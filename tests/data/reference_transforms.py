@@ -1,8 +1,9 @@
-"""Frozen copy of the training transform as it was before the planar rewrite (the bit-exactness oracle).
+"""Frozen copy of the training transform as it was before the planar rewrite (the oracle of the tests).
 
 ``reference_apply(transform, video, params)`` is the old ``TrainTransform.apply``: resized crop of the full
 frame, flip, colour jitter on float ``[T, H, W, 3]`` (ops in v2's order, uint8 truncation between them),
-normalisation. The new implementation must return exactly the same tensors.
+normalisation. The uint8 OpenCV implementation must return the same tensors up to rounding
+(tests/data/test_fast_paths.py states the tolerance).
 """
 
 from __future__ import annotations
