@@ -64,11 +64,45 @@ def test_every_registered_backbone_keeps_its_contract(arch):
     assert len(spec.mean) == len(spec.std) == 3 and spec.default_frames % ts == 0 and spec.default_crop % ss == 0
 
 
+def test_narrow_r2plus1d_is_r2plus1d_18_at_an_eighth_of_the_width():
+    """The demo's backbone: torchvision's R(2+1)D-18 keys with every width divided by 8. The stem has 45 * 8 // 64
+    = 5 spatial channels, and both (2+1)D convs of a block from i to o channels have i*o*27 // (i*9 + 3*o) mid
+    channels (torchvision's BasicBlock rule), computed here from the full model's shapes."""
+    full, narrow = backbone_key_shapes("r2plus1d_18"), backbone_key_shapes("r2plus1d_18_w8")
+    assert list(full) == list(narrow)
+    mid = {}  # key prefix of a (2+1)D conv -> its mid channels at 1/8 width
+    for key, shape in full.items():
+        if len(shape) == 5 and shape[2:] == (1, 3, 3) and ".conv1." in key:  # spatial half of a block's first conv
+            i, o = shape[1] // 8, full[key.replace(".0.weight", ".3.weight")][0] // 8
+            mid[key[:-len(".0.weight")]] = mid[key[:-len(".0.weight")].replace("conv1", "conv2")] = \
+                i * o * 27 // (i * 9 + 3 * o)
+    assert len(mid) == 16  # 8 blocks x 2 convs
+    for key, shape in full.items():
+        prefix = key.rsplit(".", 2)[0]
+        if key == "stem.0.weight":
+            expected = (5, 3, 1, 7, 7)
+        elif key.startswith("stem.1."):
+            expected = shape if key.endswith("num_batches_tracked") else (5,)
+        elif key == "stem.3.weight":
+            expected = (8, 5, 3, 1, 1)
+        elif prefix in mid and key.endswith(".0.weight"):
+            expected = (mid[prefix], shape[1] // 8, 1, 3, 3)
+        elif prefix in mid and key.split(".")[-2] == "1" and not key.endswith("num_batches_tracked"):
+            expected = (mid[prefix],)  # the BatchNorm between the two halves
+        elif prefix in mid and key.endswith(".3.weight"):
+            expected = (shape[0] // 8, mid[prefix], 3, 1, 1)
+        else:  # BatchNorms after a block's conv, downsample convs: widths / 8
+            expected = tuple(d // 8 for d in shape[:2]) + tuple(shape[2:]) if shape else shape
+        assert narrow[key] == expected, key
+    assert build_backbone("r2plus1d_18_w8")(torch.randn(2, 3, 8, 32, 32)).shape == (2, 64)
+
+
 def test_builtin_specs_record_the_measured_strides():
     got = {name: (s.family, s.feature_dim, s.temporal_stride, s.spatial_stride) for name, s in BACKBONES.items()
            if name != DUMMY and not name.startswith("vit_")}  # the ViTs: tests/models/test_vit_registry.py
     assert got == {"r2plus1d_18": ("r2plus1d", 512, 8, 16), "r2plus1d_18_tclr": ("r2plus1d", 512, 4, 16),
-                   "r3d_18": ("r3d", 512, 8, 16), "i3d": ("i3d", 1024, 8, 32)}
+                   "r2plus1d_18_w8": ("r2plus1d", 64, 8, 16), "r3d_18": ("r3d", 512, 8, 16),
+                   "i3d": ("i3d", 1024, 8, 32)}
     for name in got:
         spec = BACKBONES[name]
         assert (spec.default_frames, spec.default_crop) == (32, 224 if name == "i3d" else 112)
