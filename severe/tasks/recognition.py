@@ -214,7 +214,7 @@ class RecognitionTask(Task):
             raise SevereError(f"{run_dir} is a kNN run: it has no trained weights to test; run it again instead")
 
     def num_outputs(self, cfg: CfgNode) -> int:
-        return get_dataset(cfg.DATA.DATASET).num_classes
+        return cfg.MODEL.NUM_CLASSES or get_dataset(cfg.DATA.DATASET).num_classes
 
     # ------------------------------------------------------------------ data
     def prepare(self, job: Job) -> RecognitionData:
@@ -231,6 +231,8 @@ class RecognitionTask(Task):
         if train is not None and cfg.DATA.VAL_FRACTION > 0:
             train, val = carve_validation(cfg.DATA.DATASET, root, train, fraction=cfg.DATA.VAL_FRACTION, seed=cfg.SEED,
                                           run_dir=out)
+        if cfg.MODEL.NUM_CLASSES:
+            _check_label_space(cfg.DATA.DATASET, cfg.MODEL.NUM_CLASSES, train, test, val)
         return RecognitionData(train, test, val, norm)
 
     def train_dataset(self, cfg: CfgNode, data_root: Path, entries, norm: Normalization):
@@ -410,6 +412,18 @@ class RecognitionTask(Task):
         if cfg.TRAIN.AMP != "off":
             out.append(f"mixed precision {cfg.TRAIN.AMP} (the original trained in fp32)")
         return out
+
+
+def _check_label_space(dataset: str, num_classes: int, *splits: SplitData | None) -> None:
+    """A run with ``MODEL.NUM_CLASSES`` set: every label of the lists it uses must fit the classifier."""
+    for data, name in zip(splits, ("train", "test", "validation")):
+        if data is None:
+            continue
+        bad = next((e for e in data.entries if e.label >= num_classes), None)
+        if bad is not None:
+            raise SevereError(f"MODEL.NUM_CLASSES {num_classes}: the {dataset} {name} list has label {bad.label} "
+                              f"({bad.key}); set MODEL.NUM_CLASSES to at least {bad.label + 1} or 0 (the dataset's "
+                              f"{get_dataset(dataset).num_classes})")
 
 
 class ArrowOfTimeTask(RecognitionTask):
