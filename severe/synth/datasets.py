@@ -578,14 +578,17 @@ def folders_for(datasets: list[str] | None) -> list[str]:
     return [f for f in FOLDER_WRITERS if f in folders]
 
 
-def write_synthetic_root(out: Path, size: str = "tiny", seed: int = 0, datasets: list[str] | None = None) -> dict:
+def write_synthetic_root(out: Path, size: str | SynthSize = "tiny", seed: int = 0,
+                         datasets: list[str] | None = None) -> dict:
     """Write synthetic datasets under ``out`` in their official layouts; returns a summary dict.
 
-    ``datasets`` are dataset ids (default: all); a FineGym id writes the shared ``gym`` folder. Refuses
-    to write into a dataset folder that already has content.
+    ``size``: a name of :data:`SIZES` or a :class:`SynthSize` (the demo's own). ``datasets`` are dataset
+    ids (default: all); a FineGym id writes the shared ``gym`` folder. Refuses to write into a dataset
+    folder that already has content.
     """
-    if size not in SIZES:
+    if not isinstance(size, SynthSize) and size not in SIZES:
         raise SevereError(f"unknown synthetic size {size!r}; use one of {', '.join(SIZES)}")
+    dims = size if isinstance(size, SynthSize) else SIZES[size]
     out = Path(out)
     folders = folders_for(datasets)
     for folder in folders:
@@ -596,8 +599,8 @@ def write_synthetic_root(out: Path, size: str = "tiny", seed: int = 0, datasets:
     t0 = time.perf_counter()
     summary: dict[str, dict] = {}
     for folder in folders:
-        ctx = _Folder(out, folder, SIZES[size], seed)
+        ctx = _Folder(out, folder, dims, seed)
         FOLDER_WRITERS[folder](ctx)
         summary[folder] = {**ctx.summary(), "datasets": [d for d in DATASET_IDS if get_dataset(d).folder == folder]}
-    return {"out": str(out), "size": size, "seed": seed, "folders": summary,
+    return {"out": str(out), "size": size if isinstance(size, str) else "custom", "seed": seed, "folders": summary,
             "seconds": round(time.perf_counter() - t0, 3)}
