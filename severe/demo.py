@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import multiprocessing
 import os
+import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -123,18 +125,24 @@ def pretrain_on_source(data_root: Path, out: Path, scale: DemoScale, keep_checkp
 
     run_dir = out / "pretraining"
     target = out / PRETRAINED_FILE
-    if target.exists() and (run_dir / "results.json").is_file():
+    results_file = run_dir / "results.json"
+    if target.exists() and results_file.is_file():
         log.info("pretrained weights found: %s (delete it to pretrain again)", target)
-        import json
-
-        return target, json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        return target, json.loads(results_file.read_text(encoding="utf-8"))
     overrides = [*_CLIP, "TRAIN.BATCH_SIZE", "16", "TRAIN.LR", PRETRAIN_LR, "DATA.TRAIN_CLIPS_PER_VIDEO",
                  str(scale.pretrain_clips), "DATA.TEST_CLIPS", "1", "TRAIN.MODE", "finetune", "EXPERIMENT.ID",
                  "demo_pretraining", "EXPERIMENT.FACTOR", "domain", "DATA.DATASET", "k400", "MODEL.NUM_CLASSES",
                  str(SOURCE_CLASSES)]
     plan = plan_run("domain/ucf101", "scratch", None, overrides)
-    with _console_to(out / "logs" / "pretraining.log"):
-        result = run(plan, data_root, run_dir, resume=(run_dir / LAST_CHECKPOINT).exists(), progress=False)
+    if not results_file.is_file():
+        if run_dir.exists() and not (run_dir / LAST_CHECKPOINT).exists():
+            shutil.rmtree(run_dir)  # interrupted before its first checkpoint: the demo's own folder starts again
+        with _console_to(out / "logs" / "pretraining.log"):
+            run(plan, data_root, run_dir, resume=(run_dir / LAST_CHECKPOINT).exists(), progress=False)
+    if not (run_dir / LAST_CHECKPOINT).exists():
+        raise SevereError(f"{run_dir} holds a finished pretraining without its checkpoint; delete that folder to "
+                          f"pretrain again")
+    result = json.loads(results_file.read_text(encoding="utf-8"))
     state = torch.load(run_dir / LAST_CHECKPOINT, map_location="cpu", weights_only=True)["model"]
     backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     meta = {"method": "supervised", "arch": DEMO_ARCH,
@@ -173,8 +181,6 @@ def _run_experiment(entry: tuple[str, str], argv: list[str], run_dir: str, conso
                     keep_checkpoints: bool) -> tuple[int, str]:
     """One experiment in a worker process (its console output goes to ``console``): exit code and its primary
     value as text."""
-    import json
-
     from severe.benchmark.launch import run_job
 
     with _console_to(Path(console)):
@@ -284,6 +290,9 @@ def main(argv: list[str]) -> int:
                         "pretraining that short does not show the advantage")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="experiments run at the same time, each on one core (default: 2, or 1 on a 1-core machine)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="accepted for symmetry with the other commands: the demo draws no progress bars (a line per "
+                        "stage and per finished experiment)")
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep every run's training checkpoints (needed only to re-test a run with 'severe run test'); "
                         "by default they are deleted once the run's results.json is written")

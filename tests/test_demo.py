@@ -104,3 +104,24 @@ def test_source_domain_classes_are_drift_directions_at_random_speeds():
     assert a.shape == (4, 32, 42, 3) and a.dtype == np.uint8
     assert np.array_equal(a, demo_domains.render_source_clip(0, num_frames=4, height=32, width=42, seed=1))
     assert not np.array_equal(a, demo_domains.render_source_clip(0, num_frames=4, height=32, width=42, seed=2))
+
+
+@pytest.mark.slow
+def test_an_interrupted_demo_continues_to_the_same_report(quick_demo, tmp_path):
+    """Killed during pretraining (before its first checkpoint) and during two experiments: the same command
+    pretrains again, runs those experiments alone and writes the same table."""
+    import shutil
+
+    out, _ = quick_demo
+    again = tmp_path / "demo"
+    shutil.copytree(out, again)
+    (again / "pretrained_synthetic_k400.pth").unlink()
+    for name in ("results.json", "metrics.jsonl"):
+        (again / "pretraining" / name).unlink()
+    (again / "runs" / "scratch" / "gym_ub_s1" / "results.json").unlink()  # killed after its last checkpoint
+    shutil.rmtree(again / "runs" / "supervised" / "gym_ub_s1")  # killed before it wrote anything (the copy's
+    # partial run would name the original folder's weights file, which a resume refuses)
+    assert severe_main(["demo", "--out", str(again), "--quick"]) == 0
+    assert (again / "report.csv").read_text() == (out / "report.csv").read_text()
+    metrics = [json.loads((o / "pretraining" / "results.json").read_text())["metrics"] for o in (again, out)]
+    assert metrics[0] == metrics[1]

@@ -114,9 +114,9 @@ def _r3d_18() -> VideoBackbone:
 register_backbone("r2plus1d_18", _r2plus1d_18, family="r2plus1d", feature_dim=512, temporal_stride=8, spatial_stride=16)
 register_backbone("r2plus1d_18_tclr", _r2plus1d_18_tclr, family="r2plus1d", feature_dim=512, temporal_stride=4,
                   spatial_stride=16)
-# R(2+1)D-18 at 1/8 width (8-16-32-64 channels, 0.5 M parameters): the demo's backbone, trained in seconds on a CPU
-register_backbone("r2plus1d_18_w8", _r2plus1d_18_w8, family="r2plus1d", feature_dim=64, temporal_stride=8,
-                  spatial_stride=16)
 register_backbone("r3d_18", _r3d_18, family="r3d", feature_dim=512, temporal_stride=8, spatial_stride=16)
 # I3D: mixed_5c is 1024-d at strides 8 (time) / 32 (space); 32 x 224 x 224 clips -> 4 x 7 x 7 (severe.models.i3d).
 register_backbone("i3d", build_i3d, **I3D_SPEC)
+# R(2+1)D-18 at 1/8 width (8-16-32-64 channels, 0.5 M parameters): the demo's backbone, trained in seconds on a CPU
+register_backbone("r2plus1d_18_w8", _r2plus1d_18_w8, family="r2plus1d", feature_dim=64, temporal_stride=8,
+                  spatial_stride=16)

@@ -28,10 +28,11 @@ SCRIPT = REPO / "tools" / "slurm" / "local_cluster.sh"
 SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING"}
 # two cheap recognition experiments on the same synthetic data: a finetune (the one cancelled after its first
-# epoch) and a linear probe; one thread per process keeps the 2-core machine fast and the numbers comparable
+# epoch; 5 epochs leave time to cancel it on a loaded machine) and a linear probe; one thread per process keeps
+# the 2-core machine fast and the numbers comparable
 EXPERIMENTS = ["hmdb51", "ucf101_linear"]
 VICTIM = "hmdb51"
-OVERRIDES = ["recognition:TRAIN.EPOCHS", "3", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "4", "DATA.CROP", "32",
+OVERRIDES = ["recognition:TRAIN.EPOCHS", "5", "TRAIN.BATCH_SIZE", "4", "DATA.NUM_FRAMES", "4", "DATA.CROP", "32",
              "DATA.TEST_RESIZE", "32", "DATA.NUM_WORKERS", "0", "DATA.TRAIN_CLIPS_PER_VIDEO", "1", "DATA.TEST_CLIPS", "1"]
 
 
