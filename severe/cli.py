@@ -29,9 +29,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+LOG_DATEFMT = "%H:%M:%S"
+
+
 def setup_logging() -> None:
     """INFO-level logs with time and logger name on stderr (every entry point that runs work calls this)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT)
 
 
 def experiment_parser(prog: str, description: str, epilog: str, *, config_help: str,

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from severe.cli import setup_logging
+from severe.cli import LOG_DATEFMT, LOG_FORMAT, setup_logging
 from severe.engine.trainer import LAST_CHECKPOINT
 from severe.errors import SevereError
 from severe.experiments import EXPERIMENTS, SEVERE_COLUMNS, Experiment
@@ -57,7 +57,7 @@ class DemoScale:
     visits every training video ``target_clips`` times."""
 
     source_per_class: tuple[int, int]  # source videos per class (train, val)
-    pretrain_clips: int  # clips per source video in the pretraining epoch (batch 16)
+    pretrain_clips: int  # clips per source video in the pretraining epoch (batches of PRETRAIN_BATCH)
     target_clips: int  # clips per training video in a recognition target run (batch 8)
     task_epochs: int  # epochs of the repetition, Charades and AVA runs
 
@@ -69,12 +69,12 @@ SCALES: dict[str, DemoScale] = {
 }
 
 #: the recognition settings every demo run shares (pretraining included): 8 frames of 32 px at 8 fps (motion of
-#: a few pixels per frame), Adam without decay,
-#: a constant learning rate, one epoch
+#: a few pixels per frame), Adam without decay, a constant learning rate, one epoch
 _CLIP = ["MODEL.ARCH", DEMO_ARCH, "DATA.NUM_FRAMES", "8", "DATA.CROP", "32", "DATA.TEST_RESIZE", "32",
          "DATA.FPS", "8", "DATA.NUM_WORKERS", "0", "DATA.TRAIN_CROP_SCALE", "[0.5, 1.0]", "TRAIN.OPTIMIZER", "adam",
          "TRAIN.WEIGHT_DECAY", "0.0", "TRAIN.MILESTONES", "[]", "TRAIN.EPOCHS", "1", "TEST.BATCH_SIZE", "16"]
 PRETRAIN_LR = "0.003"
+PRETRAIN_BATCH = 16
 TARGET_LR = "0.001"
 
 
@@ -129,7 +129,7 @@ def pretrain_on_source(data_root: Path, out: Path, scale: DemoScale, keep_checkp
     if target.exists() and results_file.is_file():
         log.info("pretrained weights found: %s (delete it to pretrain again)", target)
         return target, json.loads(results_file.read_text(encoding="utf-8"))
-    overrides = [*_CLIP, "TRAIN.BATCH_SIZE", "16", "TRAIN.LR", PRETRAIN_LR, "DATA.TRAIN_CLIPS_PER_VIDEO",
+    overrides = [*_CLIP, "TRAIN.BATCH_SIZE", str(PRETRAIN_BATCH), "TRAIN.LR", PRETRAIN_LR, "DATA.TRAIN_CLIPS_PER_VIDEO",
                  str(scale.pretrain_clips), "DATA.TEST_CLIPS", "1", "TRAIN.MODE", "finetune", "EXPERIMENT.ID",
                  "demo_pretraining", "EXPERIMENT.FACTOR", "domain", "DATA.DATASET", "k400", "MODEL.NUM_CLASSES",
                  str(SOURCE_CLASSES)]
@@ -163,7 +163,7 @@ def _console_to(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         handler = logging.StreamHandler(f)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATEFMT))
         root = logging.getLogger()
         saved = root.handlers[:]
         root.handlers = [handler]
@@ -220,7 +220,7 @@ def run_demo(out: Path, scale: str = "standard", keep_checkpoints: bool = False,
         write_demo_root(data_root, TARGET_DATASETS, s.source_per_class, seed=0)
     log.info("stage 2 of 4: pretraining on the synthetic source domain (%d drift directions, %d videos, %d steps)",
              SOURCE_CLASSES, SOURCE_CLASSES * s.source_per_class[0],
-             SOURCE_CLASSES * s.source_per_class[0] * s.pretrain_clips // 16)
+             SOURCE_CLASSES * s.source_per_class[0] * s.pretrain_clips // PRETRAIN_BATCH)
     weights, pretraining = pretrain_on_source(data_root, out, s, keep_checkpoints)
     log.info("source-domain validation accuracy after pretraining: %.1f%% (chance %.1f%%)",
              pretraining["primary"]["value"], 100.0 / SOURCE_CLASSES)
@@ -271,9 +271,11 @@ def run_demo(out: Path, scale: str = "standard", keep_checkpoints: bool = False,
 
 
 def _header(seconds: float, source_accuracy: float) -> str:
+    from severe.synth.demo_domains import SOURCE_CLASSES
+
     return ("# severe demo: a miniature SEVERE table\n\n"
             f"Two initialisations of `{DEMO_ARCH}` (R(2+1)D-18 at 1/8 width): `scratch`, and `supervised`, "
-            "pretrained with labels inside the demo on a synthetic source domain of 5 drift directions "
+            f"pretrained with labels inside the demo on a synthetic source domain of {SOURCE_CLASSES} drift directions "
             f"({source_accuracy:.1f}% on its validation videos; not the published model). Each is evaluated on "
             "the 8 SEVERE-benchmark columns in miniature (domain: SSv2, Gym99; samples: UCF101 and Gym99 with few "
             "training videos; granularity: FineGym FX-S1, UB-S1; task: UCF repetition counting (error, lower is "

@@ -99,7 +99,6 @@ def validate(cfg: CfgNode) -> None:
          f"DATA.MEAN and DATA.STD must both be empty or both have 3 values, got {list(cfg.DATA.MEAN)} / {list(cfg.DATA.STD)}"),
         (cfg.MODEL.HEAD_INIT in ("default", "normal"), f"MODEL.HEAD_INIT must be default or normal, got '{cfg.MODEL.HEAD_INIT}'"),
         (cfg.TRAIN.AMP in ("off", "bf16", "fp16"), f"TRAIN.AMP must be off, bf16 or fp16, got '{cfg.TRAIN.AMP}'"),
-        (cfg.MODEL.NUM_CLASSES >= 0, f"MODEL.NUM_CLASSES must be >= 0 (0 = the dataset's class count), got {cfg.MODEL.NUM_CLASSES}"),
         (cfg.DATA.NUM_EXAMPLES >= 0, f"DATA.NUM_EXAMPLES must be >= 0, got {cfg.DATA.NUM_EXAMPLES}"),
         (len(cfg.DATA.TRAIN_SHORT_SIDE) == 0 or (len(cfg.DATA.TRAIN_SHORT_SIDE) == 2
                                                   and 0 < cfg.DATA.TRAIN_SHORT_SIDE[0] <= cfg.DATA.TRAIN_SHORT_SIDE[1]),

@@ -96,6 +96,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "DATA.VAL_FRACTION": (_fraction, "in [0, 1]"),
     "DATA.TRAIN_CROP_SCALE": (_fraction_range, "[low, high] with 0 < low <= high <= 1"),
     "MODEL.DROPOUT": (_fraction, "in [0, 1]"),
+    "MODEL.NUM_CLASSES": (_non_negative, ">= 0 (0 = the dataset's class count)"),
     "KNN.K": (_at_least_one, ">= 1"),
     "KNN.TEMPERATURE": (_positive, "> 0"),
     "SOLVER.WARMUP_EPOCHS": (_non_negative, ">= 0"),
