@@ -7,7 +7,8 @@ content) and JPEG frame folders of some of them (q95) to a temporary folder, the
   decode limit   PyAV seek + decode (no colour conversion) of exactly the frames each training clip
                  needs (from the keyframe before the first to the last): the raw-decode ceiling;
   ours           the training pipeline (ClipDataset, train mode: 32 frames at 16 fps, random resized
-                 crop / flip / colour jitter, normalised float 3x32x112x112; DataLoader workers=0);
+                 crop / flip / colour jitter, normalised float 3x32x112x112; DataLoader workers=0, batch 8,
+                 collate_clips: clips written straight into the batch, as the recognition training loader);
   original       the original approach (benchmarks/original_pipeline.py: PyAV to PIL images from the
                  window start, PIL crop/flip/jitter per frame, to_tensor, normalise);
   dense test     the test protocol (10 clips of 32 frames per video from one decode, resize 128, centre
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from original_pipeline import OriginalClips  # noqa: E402
 
 from severe.data.bench import bench_entries  # noqa: E402
-from severe.data.dataset import ClipDataset  # noqa: E402
+from severe.data.dataset import ClipDataset, collate_clips  # noqa: E402
 from severe.data.decode import PyAVReader  # noqa: E402
 from severe.data.entries import VideoEntry  # noqa: E402
 from severe.data.sampling import random_start, timeline_indices  # noqa: E402
@@ -152,12 +153,14 @@ class Meter:
         return {"clips": self.clips, "clips_per_cpu_s": self.clips / self.cpu, "clips_per_s": self.clips / self.wall}
 
 
-def loader_chunk(dataset, picks: list[int], clips_per_item: int = 1) -> Callable[[], int]:
-    """Iterate ``picks`` of ``dataset`` through a workers=0 DataLoader (batch 8, default collate)."""
+def loader_chunk(dataset, picks: list[int], clips_per_item: int = 1, collate_fn=None) -> Callable[[], int]:
+    """Iterate ``picks`` of ``dataset`` through a workers=0 DataLoader (batch 8, default collate unless
+    ``collate_fn``)."""
 
     def run() -> int:
         n = 0
-        for batch in DataLoader(Subset(dataset, picks), batch_size=8 if clips_per_item == 1 else 1, num_workers=0):
+        for batch in DataLoader(Subset(dataset, picks), batch_size=8 if clips_per_item == 1 else 1, num_workers=0,
+                                collate_fn=collate_fn):
             n += batch[0].shape[0] * clips_per_item
         return n
 
@@ -192,12 +195,12 @@ def single_core_rates(paths: list[Path], folder: Path, frame_dirs: list[str], ar
     plans = clip_plans(paths, args.clips, args.seed)
     methods: dict[str, list[Callable[[], int]]] = {
         "decode_limit": [lambda c=c: sum(decode_only(p, i) > 0 for p, i in c) for c in chunks(plans, args.rounds)],
-        "ours": [loader_chunk(ours, c) for c in chunks(picks, args.rounds)],
+        "ours": [loader_chunk(ours, c, collate_fn=collate_clips) for c in chunks(picks, args.rounds)],
         "original": [loader_chunk(original, c) for c in chunks(picks, args.rounds)],
         "dense_test": [loader_chunk(dense, c, 10) for c in chunks(list(range(len(paths))), args.rounds)],
         "frame_folders": [loader_chunk(frames, c) for c in chunks(frame_picks, args.rounds)],
     }
-    loader_chunk(ours, picks[:2])()  # warm-up: lazy imports, first opens, allocator
+    loader_chunk(ours, picks[:2], collate_fn=collate_clips)()  # warm-up: lazy imports, first opens, allocator
     loader_chunk(original, picks[:1])()
     meters = {m: Meter() for m in methods}
     names = list(methods)

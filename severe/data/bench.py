@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from severe.data.dataset import ClipDataset
+from severe.data.dataset import ClipDataset, collate_clips
 from severe.data.entries import VideoEntry
 from severe.errors import SevereError
 
@@ -53,7 +53,8 @@ def bench_entries(
     )
     order = np.random.default_rng(seed).permutation(len(ds))
     picks = [int(order[k % len(ds)]) for k in range(clips)]
-    loader = DataLoader(Subset(ds, picks), batch_size=batch_size, shuffle=False, num_workers=workers)
+    loader = DataLoader(Subset(ds, picks), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=collate_clips)  # as the recognition training loader
     # like a DataLoader worker: one core per pipeline (safe here: this is the parent process; never
     # call cv2.setNumThreads in a forked worker, it deadlocks when the parent used OpenCV's pool)
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()

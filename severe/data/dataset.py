@@ -32,6 +32,12 @@ Short videos are padded, never dropped, and counted in :attr:`ClipDataset.short_
 decode), a single-frame video, and a whole video shorter than one clip; :meth:`ShortVideoLog.record` says how
 each kind was padded (for results.json and the log).
 
+Batches without a collate copy: a DataLoader fetches a batch of train items through
+:meth:`ClipDataset.__getitems__`, which writes each clip straight into its slot of one preallocated
+``[B, C, T, S, S]`` tensor (in shared memory inside a worker) and returns a :class:`ClipBatch`. Give the
+loader ``collate_fn=collate_clips`` to take that batch as is; the default collate still works (it stacks
+the slots: same values, one copy more).
+
 Segments (``start_sec``/``end_sec`` set, EK-100): the start is drawn inside the segment, and frame
 positions are clamped to the segment (its last frame repeats) in both modes; whole videos loop-pad.
 """
@@ -40,13 +46,14 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import multiprocessing as mp
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from severe.data.decode import DecodeError, VideoHandle, VideoInfo, VideoReader, make_reader
 from severe.data.entries import VideoEntry
@@ -55,7 +62,7 @@ from severe.data.sampling import (RandomClipSampler, UniformClipSampler, segment
 from severe.data.transforms import TestTransform, TrainTransform, scratch
 from severe.errors import SevereError
 
-__all__ = ["ClipDataset", "FailureLog", "ShortVideoLog", "FAILED_LABEL", "MODES"]
+__all__ = ["ClipDataset", "ClipBatch", "collate_clips", "FailureLog", "ShortVideoLog", "FAILED_LABEL", "MODES"]
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +182,33 @@ def short_video_summary(dataset: "ClipDataset", split: str) -> dict:
     return record
 
 
+class ClipBatch(list):
+    """The items of one train batch (a list, so ``default_collate`` stacks them as usual) whose clips are views
+    of one ``[B, C, T, S, S]`` tensor; ``stacked`` is the collated batch ``[clips, labels, videos]``, exactly
+    what ``default_collate`` returns for the items."""
+
+    def __init__(self, items: list, stacked: list) -> None:
+        super().__init__(items)
+        self.stacked = stacked
+
+
+def collate_clips(batch: list):
+    """DataLoader ``collate_fn``: a :class:`ClipBatch` as its already stacked batch (no copy), anything else
+    through ``default_collate``."""
+    if isinstance(batch, ClipBatch):
+        return batch.stacked
+    return default_collate(batch)
+
+
+def _new_batch(shape: tuple[int, ...]) -> torch.Tensor:
+    """An uninitialised float32 tensor; in a DataLoader worker in shared memory (as ``default_collate`` does, so
+    that sending the batch to the main process copies nothing)."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.float32)
+    storage = torch.empty(0)._typed_storage()._new_shared(math.prod(shape))
+    return torch.empty(0).new(storage).view(shape)
+
+
 class ClipDataset(Dataset):
     """Clips of one split for training or the test protocol (see the module docstring)."""
 
@@ -274,16 +308,33 @@ class ClipDataset(Dataset):
             raise IndexError(f"item {i} outside [0, {len(self)})")
         return self._train_item(int(i)) if self.mode == "train" else self._test_item(int(i))
 
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """A DataLoader batch: the items of ``indices``; in train mode with the protocol transform a
+        :class:`ClipBatch` whose clips were written straight into one batch tensor (same values as the items
+        one by one)."""
+        if self.mode != "train" or type(self.transform) is not TrainTransform \
+                or type(self).__getitem__ is not ClipDataset.__getitem__:  # a subclass with its own items
+            return [self[i] for i in indices]
+        for i in indices:
+            if not 0 <= i < len(self):
+                raise IndexError(f"item {i} outside [0, {len(self)})")
+        size = self.transform.size
+        clips = _new_batch((len(indices), 3, self.num_frames, size, size))
+        items = [self._train_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
+        labels = torch.tensor([item[1] for item in items])
+        videos = torch.tensor([item[2] for item in items])
+        return ClipBatch(items, [clips, labels, videos])
+
     # ---------------------------------------------------------------------------------- train
 
-    def _train_item(self, i: int):
+    def _train_item(self, i: int, out: torch.Tensor | None = None):
         n = len(self.entries)
         v = i % n
         failed: list[str] = []
         for attempt in range(self.max_retries + 1):
             rng = np.random.default_rng([self.seed, self.epoch, i, attempt])
             try:
-                clip = self._train_clip(self.entries[v], rng, v)
+                clip = self._train_clip(self.entries[v], rng, v, out)
             except DecodeError as err:
                 self._record(v, err, f"training item {i}")
                 failed.append(str(self.path(self.entries[v])))
@@ -299,7 +350,9 @@ class ClipDataset(Dataset):
             f"{', ...' if len(failed) > 3 else ''}); check the media files"
         )
 
-    def _train_clip(self, entry: VideoEntry, rng: np.random.Generator, v: int | None = None) -> torch.Tensor:
+    def _train_clip(self, entry: VideoEntry, rng: np.random.Generator, v: int | None = None,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+        """One clip through the transform; with ``out`` (the protocol transform only) written there."""
         with self.reader.open(self.path(entry)) as h:
             indices = self._train_indices(entry, h.info, rng)
             g = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
@@ -313,11 +366,13 @@ class ClipDataset(Dataset):
                                 buffer=lambda shape: scratch("train_frames", shape))
                 if v is not None:
                     self._note_short(v, entry, h)
-                return self.transform.apply(torch.from_numpy(frames).permute(0, 3, 1, 2), p, cropped=True)
+                return self.transform.apply(torch.from_numpy(frames).permute(0, 3, 1, 2), p, cropped=True, out=out)
             frames = h.read(indices)
             if v is not None:
                 self._note_short(v, entry, h)
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # channels-last view, no copy
+        if out is not None:  # the protocol transform on frames it cannot crop while reading (same draws as __call__)
+            return self.transform.apply(video, self.transform.sample(video.shape[-2], video.shape[-1], g), out=out)
         return self.transform(video, g)
 
     def _train_indices(self, entry: VideoEntry, info: VideoInfo, rng: np.random.Generator) -> list[int]:

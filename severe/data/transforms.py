@@ -535,11 +535,13 @@ class TrainTransform:
             _uniform(-h, h, generator),
         )
 
-    def apply(self, video: torch.Tensor, p: ClipParams, cropped: bool = False) -> torch.Tensor:
+    def apply(self, video: torch.Tensor, p: ClipParams, cropped: bool = False,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         """Apply fixed parameters to every frame: uint8 ``[T,C,H,W]`` -> float ``[C,T,S,S]``.
 
         ``cropped=True``: ``video`` already is the ``p.crop`` region of the frames (the loader read only
-        that box); the result is the same as for the full frames.
+        that box); the result is the same as for the full frames. ``out``: a contiguous float32 ``[C,T,S,S]``
+        tensor (e.g. a slot of a batch) written and returned instead of a new tensor.
         """
         c = p.crop
         if cropped:
@@ -552,13 +554,18 @@ class TrainTransform:
                 interpolation=InterpolationMode.BILINEAR, antialias=True,
             )
         t, _, h, w = x.shape
+        if out is not None and (tuple(out.shape) != (3, t, h, w) or out.dtype != torch.float32
+                                or not out.is_contiguous()):
+            raise ValueError(f"out must be a contiguous float32 {(3, t, h, w)} tensor, got {out.dtype} "
+                             f"{tuple(out.shape)}")
         if x.numel() == 0:
-            return self.norm.apply(x)
+            return self.norm.apply(x) if out is None else out
         rgb = x.permute(0, 2, 3, 1)  # the resize keeps channels-last input channels-last: a view
         if rgb.is_contiguous() and rgb.untyped_storage().data_ptr() == video.untyped_storage().data_ptr():
             rgb = rgb.clone()  # no resampling happened (the crop has the output size): never write into the input
         rgb = (rgb if rgb.is_contiguous() else rgb.contiguous()).numpy().reshape(t * h, w, 3)
-        out = torch.empty((3, t, h, w), dtype=torch.float32)
+        if out is None:
+            out = torch.empty((3, t, h, w), dtype=torch.float32)
         planes = out.numpy().reshape(3, t * h, w)
         for a in range(0, t, _CHUNK_FRAMES):  # a few frames at a time: the float temporaries stay in cache
             b = min(t, a + _CHUNK_FRAMES)

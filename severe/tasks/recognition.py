@@ -18,7 +18,7 @@ from fvcore.common.config import CfgNode
 
 from severe.configs import config_dir
 from severe.data.augment import MixCut, RecipeTrainTransform, soft_target_cross_entropy
-from severe.data.dataset import ClipDataset, short_video_summary
+from severe.data.dataset import ClipDataset, collate_clips, short_video_summary
 from severe.data.readers.epic import read_epic_nouns
 from severe.data.registry import dataset_dir, get_dataset
 from severe.data.transforms import Normalization, TrainTransform
@@ -308,7 +308,7 @@ class RecognitionTask(Task):
             compile=cfg.TRAIN.COMPILE, tensorboard=cfg.TRAIN.TENSORBOARD, progress=job.progress,
             checkpoint_every=cfg.TRAIN.CHECKPOINT_EVERY,
             val_fn=self._after_epoch(job, train_ds, data), freeze_bn_stats=cfg.TRAIN.FREEZE_BN_STATS,
-            step_fn=self.train_step(job, data),
+            step_fn=self.train_step(job, data), collate_fn=collate_clips,
         )
         history = trainer.fit(resume=job.resume)
         data.short_videos["train"] = short_video_summary(train_ds, "train")

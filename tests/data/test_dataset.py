@@ -306,3 +306,72 @@ def test_truncated_test_video_uses_the_frames_that_decode(media, tmp_path):
     n = int(np.ceil(n_src * 16 / 25 - 1e-9))  # timeline frames of the frames that really exist
     for c, s in zip(clips, [0, (n - 8) // 2, n - 8]):
         assert clip_numbers(c) == [int(np.floor((s + k) * 25 / 16 + 1e-6)) for k in range(8)]
+
+
+# ------------------------------------------------------------------------------------------------ batches
+
+
+def _frame_folders(root: Path, n: int = 2) -> list[VideoEntry]:
+    out = []
+    for v in range(n):
+        folder = root / f"frames{v}"
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(v)
+        for k in range(30):
+            img = np.clip(coded_frame(k).astype(int) + rng.integers(-40, 40, (48, 64, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(folder / f"image_{k + 1:05d}.jpg", quality=95)
+        out.append(entry(f"frames{v}", v))
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("kind", ["video", "frames"])
+def test_batches_written_in_place_equal_the_collated_items(media, tmp_path, kind, workers):
+    """__getitems__ + collate_clips gives exactly default_collate's batches of the items one by one, through a
+    Subset and a DistributedSampler, with and without workers; the default collate still accepts ClipBatch."""
+    from torch.utils.data import DistributedSampler, Subset, default_collate
+
+    from severe.data.dataset import ClipBatch, collate_clips
+
+    if kind == "video":
+        entries, root, kw = [entry(f"tex{k}.avi", k) for k in range(3)] + [entry("broken.avi", 9)], media, {}
+    else:
+        entries, root = _frame_folders(tmp_path), tmp_path
+        kw = dict(frames_fps=25, frame_pattern="image_{:05d}.jpg")
+    ds = ClipDataset(entries, root, media=kind, mode="train", num_frames=8, clips_per_video=2, seed=5, **kw)
+    ds.set_epoch(1)
+    picks = Subset(ds, list(range(len(ds)))[::-1])
+    batch = picks.__getitems__([0, 2, 3])
+    assert isinstance(batch, ClipBatch) and len(batch) == 3
+    expected = default_collate([ds[i] for i in (len(ds) - 1, len(ds) - 3, len(ds) - 4)])
+    for got in (collate_clips(batch), default_collate(batch)):
+        assert len(got) == 3 and all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(got, expected))
+    assert collate_clips(batch)[0].data_ptr() == batch[0][0].data_ptr()  # the batch tensor itself, no copy
+
+    sampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3, drop_last=True)
+    sampler.set_epoch(4)
+    fast = DataLoader(ds, batch_size=3, sampler=sampler, num_workers=workers, collate_fn=collate_clips)
+    plain = DataLoader(ds, batch_size=3, sampler=sampler, num_workers=0)
+    a = [[t.clone() for t in b] for b in fast]
+    b = [[default_collate([ds[int(i)] for i in idx])[k] for k in range(3)]
+         for idx in torch.tensor(list(sampler)).split(3)]
+    c = list(plain)
+    assert len(a) == len(b) == len(c) >= 1
+    for xa, xb, xc in zip(a, b, c):
+        assert all(torch.equal(p, q) and torch.equal(q, r) for p, q, r in zip(xa, xb, xc))
+
+
+def test_collate_clips_passes_other_items_to_default_collate(media):
+    from torch.utils.data import default_collate
+
+    from severe.data.dataset import collate_clips
+
+    test = ClipDataset([entry("tex0.avi", 0), entry("tex1.avi", 1)], media, media="video", mode="test",
+                       num_frames=4, clips_per_video=2)
+    items = test.__getitems__([0, 1])
+    assert type(items) is list  # test mode: plain items
+    assert all(torch.equal(a, b) for a, b in zip(collate_clips(items), default_collate([test[0], test[1]])))
+    custom = ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="train", num_frames=4, transform=identity)
+    assert type(custom.__getitems__([0])) is list  # a custom transform: no preallocated batch
+    with pytest.raises(IndexError):
+        ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="train", num_frames=4).__getitems__([0, 1])

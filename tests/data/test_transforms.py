@@ -260,3 +260,17 @@ def test_scratch_buffers_are_reused_per_key_and_capped():
     assert c.shape == (100, 7) and np.shares_memory(c, scratch("test_a", (10,), np.float32))
     big = scratch("test_a", (65 << 20,))  # above the cap: a fresh array, the cached one is kept
     assert not np.shares_memory(big, c) and np.shares_memory(c, scratch("test_a", (10,), np.float32))
+
+
+def test_train_transform_writes_into_out():
+    """apply(out=) fills the given slot with exactly the values of a fresh output and returns it."""
+    t = TrainTransform(size=16)
+    video = torch.randint(0, 256, (4, 30, 40, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    video = video.permute(0, 3, 1, 2)
+    p = t.sample(30, 40, torch.Generator().manual_seed(1))
+    batch = torch.full((2, 3, 4, 16, 16), float("nan"))
+    assert t.apply(video, p, out=batch[1]).data_ptr() == batch[1].data_ptr()
+    assert torch.equal(batch[1], t.apply(video, p)) and batch[0].isnan().all()
+    for bad in (torch.empty(3, 4, 16, 15), torch.empty(3, 4, 16, 16, dtype=torch.float64), batch[:, 0].transpose(0, 1)):
+        with pytest.raises(ValueError, match="out must be"):
+            t.apply(video, p, out=bad)
