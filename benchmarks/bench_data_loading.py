@@ -136,21 +136,32 @@ def opencv_clip(path: Path, indices: list[int]) -> np.ndarray:
 
 
 class Meter:
-    """Clips, CPU seconds and wall seconds accumulated over the rounds of one method."""
+    """Clips, CPU seconds, wall seconds and minor page faults accumulated over the rounds of one method."""
 
     def __init__(self) -> None:
         self.clips = 0
         self.cpu = 0.0
         self.wall = 0.0
+        self.faults = 0
 
     def run(self, fn: Callable[[], int]) -> None:
-        c0, t0 = time.process_time(), time.perf_counter()
+        f0, c0, t0 = _minor_faults(), time.process_time(), time.perf_counter()
         self.clips += fn()
         self.cpu += time.process_time() - c0
         self.wall += time.perf_counter() - t0
+        self.faults += _minor_faults() - f0
 
     def rates(self) -> dict:
-        return {"clips": self.clips, "clips_per_cpu_s": self.clips / self.cpu, "clips_per_s": self.clips / self.wall}
+        return {"clips": self.clips, "clips_per_cpu_s": self.clips / self.cpu, "clips_per_s": self.clips / self.wall,
+                "page_faults_per_clip": self.faults / self.clips}
+
+
+def _minor_faults() -> int:
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def loader_chunk(dataset, picks: list[int], clips_per_item: int = 1, collate_fn=None) -> Callable[[], int]:
@@ -315,12 +326,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{args.videos} videos, {res['format']}; {res['clip']}; one core, {args.rounds} interleaved rounds; "
           f"load average {res['load_average_before']:.1f} -> {res['load_average_after']:.1f}")
-    print(f"{'':34s} {'clips/CPU-s':>11s} {'clips/s':>9s}")
+    print(f"{'':34s} {'clips/CPU-s':>11s} {'clips/s':>9s} {'faults/clip':>11s}")
     labels = {"decode_limit": "decode limit (PyAV, no RGB)", "ours": "ours, training pipeline",
               "original": "original approach (PIL)", "dense_test": "ours, dense test (10 clips/video)",
               "frame_folders": "ours, training from JPEG folders"}
     for key, label in labels.items():
-        print(f"{label:34s} {sc[key]['clips_per_cpu_s']:11.1f} {sc[key]['clips_per_s']:9.1f}")
+        print(f"{label:34s} {sc[key]['clips_per_cpu_s']:11.1f} {sc[key]['clips_per_s']:9.1f} "
+              f"{sc[key]['page_faults_per_clip']:11.0f}")
     print(f"ours / original: {res['ratio_ours_over_original']:.1f}x; ours / decode limit: "
           f"{100 * res['fraction_of_decode_limit']:.0f}%")
     print(f"clip decode + RGB (full frames), clips/CPU-s: PyAV {res['pyav_clip_decode_rgb_per_cpu_s']:.1f}, "
