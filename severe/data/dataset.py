@@ -32,11 +32,11 @@ Short videos are padded, never dropped, and counted in :attr:`ClipDataset.short_
 decode), a single-frame video, and a whole video shorter than one clip; :meth:`ShortVideoLog.record` says how
 each kind was padded (for results.json and the log).
 
-Batches without a collate copy: a DataLoader fetches a batch of train items through
+Batches without a collate copy: a DataLoader fetches a batch of items through
 :meth:`ClipDataset.__getitems__`, which writes each clip straight into its slot of one preallocated
-``[B, C, T, S, S]`` tensor (in shared memory inside a worker) and returns a :class:`ClipBatch`. Give the
-loader ``collate_fn=collate_clips`` to take that batch as is; the default collate still works (it stacks
-the slots: same values, one copy more).
+``[B, C, T, S, S]`` tensor (test mode: ``[B, K, C, T, S, S]``; in shared memory inside a worker) and returns a
+:class:`ClipBatch`. Give the loader ``collate_fn=collate_clips`` (the training and evaluation loaders do) to
+take that batch as is; the default collate still works (it stacks the slots: same values, one copy more).
 
 Segments (``start_sec``/``end_sec`` set, EK-100): the start is drawn inside the segment, and frame
 positions are clamped to the segment (its last frame repeats) in both modes; whole videos loop-pad.
@@ -183,8 +183,8 @@ def short_video_summary(dataset: "ClipDataset", split: str) -> dict:
 
 
 class ClipBatch(list):
-    """The items of one train batch (a list, so ``default_collate`` stacks them as usual) whose clips are views
-    of one ``[B, C, T, S, S]`` tensor; ``stacked`` is the collated batch ``[clips, labels, videos]``, exactly
+    """The items of one batch (a list, so ``default_collate`` stacks them as usual) whose clips are views of one
+    ``[B, C, T, S, S]`` (test mode ``[B, K, C, T, S, S]``) tensor; ``stacked`` is the collated batch ``[clips, labels, videos]``, exactly
     what ``default_collate`` returns for the items."""
 
     def __init__(self, items: list, stacked: list) -> None:
@@ -309,18 +309,23 @@ class ClipDataset(Dataset):
         return self._train_item(int(i)) if self.mode == "train" else self._test_item(int(i))
 
     def __getitems__(self, indices: Sequence[int]) -> list:
-        """A DataLoader batch: the items of ``indices``; in train mode with the protocol transform a
+        """A DataLoader batch: the items of ``indices``; with the protocol transform of the mode a
         :class:`ClipBatch` whose clips were written straight into one batch tensor (same values as the items
-        one by one)."""
-        if self.mode != "train" or type(self.transform) is not TrainTransform \
+        one by one): ``[B, C, T, S, S]`` in train mode, ``[B, K, C, T, S, S]`` in test mode."""
+        protocol = TrainTransform if self.mode == "train" else TestTransform
+        if type(self.transform) is not protocol \
                 or type(self).__getitem__ is not ClipDataset.__getitem__:  # a subclass with its own items
             return [self[i] for i in indices]
         for i in indices:
             if not 0 <= i < len(self):
                 raise IndexError(f"item {i} outside [0, {len(self)})")
         size = self.transform.size
-        clips = _new_batch((len(indices), 3, self.num_frames, size, size))
-        items = [self._train_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
+        if self.mode == "train":
+            clips = _new_batch((len(indices), 3, self.num_frames, size, size))
+            items = [self._train_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
+        else:
+            clips = _new_batch((len(indices), self.clips_per_video, 3, self.num_frames, size, size))
+            items = [self._test_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
         labels = torch.tensor([item[1] for item in items])
         videos = torch.tensor([item[2] for item in items])
         return ClipBatch(items, [clips, labels, videos])
@@ -398,10 +403,12 @@ class ClipDataset(Dataset):
 
     # ----------------------------------------------------------------------------------- test
 
-    def _test_item(self, i: int):
+    def _test_item(self, i: int, out: torch.Tensor | None = None):
+        """The K test clips of video ``i``; with ``out`` (``[K, C, T, S, S]``, the protocol transform only)
+        written there."""
         entry = self.entries[i]
         try:
-            clips = self._test_clips(entry, i)
+            clips = self._test_clips(entry, i, out)
         except DecodeError as err:
             if not self.allow_failures:
                 raise SevereError(
@@ -411,6 +418,8 @@ class ClipDataset(Dataset):
                     "report it"
                 ) from None
             self._record(i, err, f"test item {i}")
+            if out is not None:
+                return out.zero_(), FAILED_LABEL, i
             size = int(getattr(self.transform, "size", 112))
             return torch.zeros(self.clips_per_video, 3, self.num_frames, size, size), FAILED_LABEL, i
         return clips, entry.label, i
@@ -427,7 +436,7 @@ class ClipDataset(Dataset):
             pad = "clamp"
         return [[timeline[p] for p in clip] for clip in self.test_sampler(len(timeline), pad)]
 
-    def _test_clips(self, entry: VideoEntry, v: int | None = None) -> torch.Tensor:
+    def _test_clips(self, entry: VideoEntry, v: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
         spatial = getattr(self.transform, "spatial", None)
         finish = getattr(self.transform, "finish", self.transform)
         with self.reader.open(self.path(entry)) as h:
@@ -447,10 +456,10 @@ class ClipDataset(Dataset):
             raise DecodeError(f"{self.path(entry)}: no decodable video frame")
         have = sorted(got)
         clips = []
-        for clip in plan:
-            frames = [got[j] if j in got else got[_at_or_below(have, j)] for j in clip]
-            clips.append(finish(torch.stack(frames)))
-        return torch.stack(clips)
+        for k, clip in enumerate(plan):
+            frames = torch.stack([got[j] if j in got else got[_at_or_below(have, j)] for j in clip])
+            clips.append(finish(frames) if out is None else finish(frames, out=out[k]))
+        return torch.stack(clips) if out is None else out
 
 
 def _segment(entry: VideoEntry, info: VideoInfo) -> tuple[float, float, int, int]:

@@ -116,12 +116,22 @@ class Normalization:
             raise SevereError(f"checkpoint meta 'normalize' must be null or {{mean, std}}, got {norm!r}")
         return cls(_triple(norm["mean"], "meta normalize.mean"), _triple(norm["std"], "meta normalize.std"), order)
 
-    def apply(self, video: torch.Tensor) -> torch.Tensor:
+    def apply(self, video: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``[T, C, H, W]`` on the 0..255 scale (uint8, or float holding uint8 values) -> float32
-        ``[C, T, H, W]``: /255, (x - mean)/std, channel order."""
+        ``[C, T, H, W]``: /255, (x - mean)/std, channel order. ``out``: a contiguous float32 ``[C, T, H, W]``
+        tensor (e.g. a slot of a batch) written and returned instead of a new tensor."""
         if video.ndim != 4 or video.shape[1] != 3 or not (video.dtype == torch.uint8 or video.is_floating_point()):
             raise ValueError(f"expected uint8 or float [T, 3, H, W], got {video.dtype} {tuple(video.shape)}")
-        return self.apply_planar_(_planar_float(video))
+        t, c, h, w = video.shape
+        if out is not None and (tuple(out.shape) != (c, t, h, w) or out.dtype != torch.float32
+                                or not out.is_contiguous()):
+            raise ValueError(f"out must be a contiguous float32 {(c, t, h, w)} tensor, got {out.dtype} "
+                             f"{tuple(out.shape)}")
+        x = self.apply_planar_(_planar_float(video, out))
+        if out is not None and x.data_ptr() != out.data_ptr():  # the BGR swap made a new tensor
+            out.copy_(x)
+            return out
+        return x
 
     def apply_hwc(self, rgb: np.ndarray, frames: int, out: np.ndarray | None = None) -> torch.Tensor | None:
         """uint8 RGB ``[frames * H, W, 3]`` (frames stacked vertically) -> float32 ``[C, frames, H, W]``:
@@ -158,10 +168,12 @@ class Normalization:
         return x
 
 
-def _planar_float(video: torch.Tensor) -> torch.Tensor:
-    """``[T, C, H, W]`` (any memory layout, uint8 or float) -> a new float32 ``[C, T, H, W]`` (one copy)."""
+def _planar_float(video: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``[T, C, H, W]`` (any memory layout, uint8 or float) -> float32 ``[C, T, H, W]`` (one copy), a new
+    tensor or ``out`` (contiguous, that shape)."""
     t, c, h, w = video.shape
-    out = torch.empty((c, t, h, w), dtype=torch.float32)
+    if out is None:
+        out = torch.empty((c, t, h, w), dtype=torch.float32)
     if c == 3 and video.dtype == torch.uint8 and t * h * w > 0 and video.is_contiguous(memory_format=torch.channels_last):
         # channels-last uint8 (the resize's output): OpenCV's SIMD de-interleave, then widen per plane
         planes = cv2.split(video.permute(0, 2, 3, 1).numpy().reshape(t * h, w, 3))
@@ -600,9 +612,10 @@ class TestTransform:
         x = F.resize(frames, [self.resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
         return F.center_crop(x, [self.crop, self.crop])
 
-    def finish(self, clip: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[T, C, crop, crop]`` -> normalised float ``[C, T, crop, crop]``."""
-        return self.norm.apply(clip)
+    def finish(self, clip: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 ``[T, C, crop, crop]`` -> normalised float ``[C, T, crop, crop]`` (written into ``out`` if given,
+        see :meth:`Normalization.apply`)."""
+        return self.norm.apply(clip, out=out)
 
     def __call__(self, video: torch.Tensor, generator: torch.Generator | int | None = None) -> torch.Tensor:
         return self.finish(self.spatial(video))

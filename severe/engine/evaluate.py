@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from severe.data.dataset import collate_clips
 from severe.engine.distributed import DistContext, gather_by_index, unwrap_model
 from severe.engine.loaders import build_eval_loader
 from severe.engine.runtime import resolve_runtime
@@ -81,7 +82,9 @@ def _run(
     ctx = ctx or DistContext()
     runtime = resolve_runtime(ctx.device, amp, channels_last)
     net = unwrap_model(model).to(ctx.device, memory_format=runtime.memory_format).eval()
-    loader = build_eval_loader(dataset, batch_size, ctx, num_workers=num_workers, collate_fn=collate_fn, pin_memory=ctx.device.type == "cuda")
+    # collate_clips: ClipDataset batches come preassembled (no copy); anything else goes to default_collate
+    loader = build_eval_loader(dataset, batch_size, ctx, num_workers=num_workers, collate_fn=collate_fn or collate_clips,
+                               pin_memory=ctx.device.type == "cuda")
     values, labels, indices = [], [], []
     with torch.inference_mode(), runtime.autocast():
         for batch in tqdm(loader, desc=desc, leave=False, disable=not (progress and ctx.is_main)):

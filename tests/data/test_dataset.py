@@ -367,11 +367,59 @@ def test_collate_clips_passes_other_items_to_default_collate(media):
     from severe.data.dataset import collate_clips
 
     test = ClipDataset([entry("tex0.avi", 0), entry("tex1.avi", 1)], media, media="video", mode="test",
-                       num_frames=4, clips_per_video=2)
+                       num_frames=4, clips_per_video=2, transform=identity)
     items = test.__getitems__([0, 1])
-    assert type(items) is list  # test mode: plain items
+    assert type(items) is list  # a custom test transform: plain items
     assert all(torch.equal(a, b) for a, b in zip(collate_clips(items), default_collate([test[0], test[1]])))
     custom = ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="train", num_frames=4, transform=identity)
     assert type(custom.__getitems__([0])) is list  # a custom transform: no preallocated batch
     with pytest.raises(IndexError):
         ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="train", num_frames=4).__getitems__([0, 1])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("kind", ["video", "frames"])
+def test_test_batches_written_in_place_equal_the_collated_items(media, tmp_path, kind, workers):
+    """Test mode: __getitems__ writes the K clips of every video into one [B, K, C, T, S, S] batch, equal to
+    default_collate of the items one by one (a failing video, allowed, gives zeros and FAILED_LABEL); the
+    evaluation loader's collate_clips takes that batch without a copy."""
+    from torch.utils.data import default_collate
+
+    from severe.data.dataset import ClipBatch, collate_clips
+    from severe.data.transforms import Normalization, TestTransform
+
+    if kind == "video":
+        entries, root, kw = [entry("tex0.avi", 0), entry("broken.avi", 9), entry("tex1.avi", 1)], media, {}
+    else:
+        entries, root = _frame_folders(tmp_path, 3), tmp_path
+        kw = dict(frames_fps=25, frame_pattern="image_{:05d}.jpg")
+    bgr = TestTransform(resize=40, crop=32, norm=Normalization(channel_order="BGR"))
+    ds = ClipDataset(entries, root, media=kind, mode="test", num_frames=8, clips_per_video=3, allow_failures=True,
+                     transform=bgr, **kw)
+    batch = ds.__getitems__([2, 0, 1])
+    assert isinstance(batch, ClipBatch) and batch.stacked[0].shape == (3, 3, 3, 8, 32, 32)
+    expected = default_collate([ds[i] for i in (2, 0, 1)])
+    for got in (collate_clips(batch), default_collate(batch)):
+        assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(got, expected))
+    assert collate_clips(batch)[0].data_ptr() == batch[0][0].data_ptr()
+    assert not expected[0][0].eq(0).all()  # real clips, not zeros
+    if kind == "video":
+        assert expected[1][2] == FAILED_LABEL and expected[0][2].eq(0).all()
+
+    fast = DataLoader(ds, batch_size=2, num_workers=workers, collate_fn=collate_clips)
+    for got, idx in zip(fast, ([0, 1], [2])):
+        want = default_collate([ds[i] for i in idx])
+        assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_normalization_writes_into_out():
+    """Normalization.apply(out=) fills the slot with exactly the values of a fresh output (RGB and BGR)."""
+    from severe.data.transforms import Normalization
+
+    video = torch.randint(0, 256, (4, 3, 6, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for norm in (Normalization(), Normalization(channel_order="BGR"), Normalization(None, None)):
+        slots = torch.full((2, 3, 4, 6, 5), float("nan"))
+        assert norm.apply(video, out=slots[0]).data_ptr() == slots[0].data_ptr()
+        assert torch.equal(slots[0], norm.apply(video)) and slots[1].isnan().all()
+    with pytest.raises(ValueError, match="out must be"):
+        Normalization().apply(video, out=torch.empty(3, 4, 6, 4))
