@@ -14,8 +14,7 @@ content) and JPEG frame folders of some of them (q95) to a temporary folder, the
   dense test     the test protocol (10 clips of 32 frames per video from one decode, resize 128, centre
                  crop 112, normalise; written straight into the batch, as the evaluation loader);
                  counted in clips;
-  frame folders  the training pipeline reading JPEG frame folders (the AVA / Charades media; default
-                 collate).
+  frame folders  the training pipeline reading JPEG frame folders (the AVA / Charades media).
 
 The methods run interleaved in rounds so that they share the machine's load; rates are clips per
 CPU-second of the process (robust on a shared machine) with wall-clock clips/s alongside. Then
@@ -211,7 +210,7 @@ def single_core_rates(paths: list[Path], folder: Path, frame_dirs: list[str], ar
         "ours": [loader_chunk(ours, c, collate_fn=collate_clips) for c in chunks(picks, args.rounds)],
         "original": [loader_chunk(original, c) for c in chunks(picks, args.rounds)],
         "dense_test": [loader_chunk(dense, c, 10, collate_fn=collate_clips) for c in chunks(list(range(len(paths))), args.rounds)],
-        "frame_folders": [loader_chunk(frames, c) for c in chunks(frame_picks, args.rounds)],
+        "frame_folders": [loader_chunk(frames, c, collate_fn=collate_clips) for c in chunks(frame_picks, args.rounds)],
     }
     loader_chunk(ours, picks[:2], collate_fn=collate_clips)()  # warm-up: lazy imports, first opens, allocator
     loader_chunk(original, picks[:1])()
