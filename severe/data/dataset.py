@@ -184,8 +184,8 @@ def short_video_summary(dataset: "ClipDataset", split: str) -> dict:
 
 class ClipBatch(list):
     """The items of one batch (a list, so ``default_collate`` stacks them as usual) whose clips are views of one
-    ``[B, C, T, S, S]`` (test mode ``[B, K, C, T, S, S]``) tensor; ``stacked`` is the collated batch ``[clips, labels, videos]``, exactly
-    what ``default_collate`` returns for the items."""
+    ``[B, C, T, S, S]`` (test mode ``[B, K, C, T, S, S]``) tensor; ``stacked`` is the collated batch
+    ``[clips, labels, videos]``, exactly what ``default_collate`` returns for the items."""
 
     def __init__(self, items: list, stacked: list) -> None:
         super().__init__(items)
