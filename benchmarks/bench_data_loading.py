@@ -7,8 +7,11 @@ content) and JPEG frame folders of some of them (q95) to a temporary folder, the
   decode limit   PyAV seek + decode (no colour conversion) of exactly the frames each training clip
                  needs (from the keyframe before the first to the last): the raw-decode ceiling;
   ours           the training pipeline (ClipDataset, train mode: 32 frames at 16 fps, random resized
-                 crop / flip / colour jitter, normalised float 3x32x112x112; DataLoader workers=0, batch 8,
-                 collate_clips: clips written straight into the batch, as the recognition training loader);
+                 crop / flip / colour jitter to uint8 3x32x112x112 batches, which the model normalises on
+                 its device; DataLoader workers=0, batch 8, collate_clips: clips written straight into the
+                 batch, as the recognition training loader);
+  ours, float    the same with the normalisation in the loader (float 3x32x112x112 batches: the loader of
+                 recipes that mix clips, MixUp / CutMix);
   original       the original approach (benchmarks/original_pipeline.py: PyAV to PIL images from the
                  window start, PIL crop/flip/jitter per frame, to_tensor, normalise);
   dense test     the test protocol (10 clips of 32 frames per video from one decode, resize 128, centre
@@ -194,12 +197,14 @@ def pin_to_one_core() -> set[int] | None:
 
 def single_core_rates(paths: list[Path], folder: Path, frame_dirs: list[str], args) -> dict:
     entries = [VideoEntry(p.name, k % 5, p.name) for k, p in enumerate(paths)]
-    ours = ClipDataset(entries, folder, media="video", mode="train", num_frames=32, fps=16.0, seed=args.seed)
+    ours = ClipDataset(entries, folder, media="video", mode="train", num_frames=32, fps=16.0, seed=args.seed,
+                       normalize=False)
+    ours_float = ClipDataset(entries, folder, media="video", mode="train", num_frames=32, fps=16.0, seed=args.seed)
     dense = ClipDataset(entries, folder, media="video", mode="test", num_frames=32, fps=16.0,
                         clips_per_video=10, seed=args.seed)
     frames = ClipDataset([VideoEntry(d, k % 5, d) for k, d in enumerate(frame_dirs)], folder, media="frames",
                          mode="train", num_frames=32, fps=16.0, seed=args.seed, frames_fps=25.0,
-                         frame_pattern=FRAME_PATTERN)
+                         frame_pattern=FRAME_PATTERN, normalize=False)
     original = OriginalClips(paths, seed=args.seed)
     order = np.random.default_rng(args.seed).permutation(len(paths))
     picks = [int(order[k % len(paths)]) for k in range(args.clips)]
@@ -208,6 +213,7 @@ def single_core_rates(paths: list[Path], folder: Path, frame_dirs: list[str], ar
     methods: dict[str, list[Callable[[], int]]] = {
         "decode_limit": [lambda c=c: sum(decode_only(p, i) > 0 for p, i in c) for c in chunks(plans, args.rounds)],
         "ours": [loader_chunk(ours, c, collate_fn=collate_clips) for c in chunks(picks, args.rounds)],
+        "ours_float": [loader_chunk(ours_float, c, collate_fn=collate_clips) for c in chunks(picks, args.rounds)],
         "original": [loader_chunk(original, c) for c in chunks(picks, args.rounds)],
         "dense_test": [loader_chunk(dense, c, 10, collate_fn=collate_clips) for c in chunks(list(range(len(paths))), args.rounds)],
         "frame_folders": [loader_chunk(frames, c, collate_fn=collate_clips) for c in chunks(frame_picks, args.rounds)],
@@ -254,10 +260,10 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [("original\napproach", "original", "#b0b0b0"), ("ours\n(training)", "ours", "#1f77b4"),
-            ("decode\nlimit", "decode_limit", "#7f7f7f"), ("ours, dense\ntest (10 clips)", "dense_test", "#2ca02c"),
+            ("ours, float\nbatches", "ours_float", "#6baed6"), ("decode\nlimit", "decode_limit", "#7f7f7f"), ("ours, dense\ntest (10 clips)", "dense_test", "#2ca02c"),
             ("ours, JPEG\nframe folders", "frame_folders", "#9467bd")]
     values = [res["single_core"][key]["clips_per_cpu_s"] for _, key, _ in rows]
-    fig, ax = plt.subplots(figsize=(7.0, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(8.0, 3.6), dpi=100)
     bars = ax.bar([r[0] for r in rows], values, color=[r[2] for r in rows])
     for b, v in zip(bars, values):
         ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.0f}", ha="center", va="bottom", fontsize=9)
@@ -329,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {res['load_average_before']:.1f} -> {res['load_average_after']:.1f}")
     print(f"{'':34s} {'clips/CPU-s':>11s} {'clips/s':>9s} {'faults/clip':>11s}")
     labels = {"decode_limit": "decode limit (PyAV, no RGB)", "ours": "ours, training pipeline",
+              "ours_float": "ours, float batches (normalised)",
               "original": "original approach (PIL)", "dense_test": "ours, dense test (10 clips/video)",
               "frame_folders": "ours, training from JPEG folders"}
     for key, label in labels.items():

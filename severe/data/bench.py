@@ -1,8 +1,8 @@
 """Data-loading benchmark of the training pipeline (``severe data bench``).
 
 Runs exactly what training runs per item (decode, 32 frames on the 16 fps timeline, RandomResizedCrop /
-flip / colour jitter to float ``C x 32 x 112 x 112``, ImageNet normalisation) through a DataLoader with
-W workers over the train split, and reports clips per second. :func:`run_bench` resolves a dataset of
+flip / colour jitter to uint8 ``C x 32 x 112 x 112`` batches, which the model normalises on its device)
+through a DataLoader with W workers over the train split, and reports clips per second. :func:`run_bench` resolves a dataset of
 the registry; :func:`bench_entries` takes entries directly.
 """
 
@@ -49,7 +49,7 @@ def bench_entries(
         raise SevereError(f"bench needs clips >= 1, workers >= 0, batch >= 1; got {clips}, {workers}, {batch_size}")
     ds = ClipDataset(
         entries, dataset_dir, media=media, mode="train", num_frames=num_frames, fps=fps,
-        clips_per_video=1, seed=seed, frames_fps=frames_fps, frame_pattern=frame_pattern,
+        clips_per_video=1, seed=seed, frames_fps=frames_fps, frame_pattern=frame_pattern, normalize=False,
     )
     order = np.random.default_rng(seed).permutation(len(ds))
     picks = [int(order[k % len(ds)]) for k in range(clips)]

@@ -37,6 +37,9 @@ Batches without a collate copy: a DataLoader fetches a batch of items through
 ``[B, C, T, S, S]`` tensor (test mode: ``[B, K, C, T, S, S]``; in shared memory inside a worker) and returns a
 :class:`ClipBatch`. Give the loader ``collate_fn=collate_clips`` (the training and evaluation loaders do) to
 take that batch as is; the default collate still works (it stacks the slots: same values, one copy more).
+With ``normalize=False`` (train mode) the clips stay uint8 and the model normalises them on its device
+(:class:`~severe.models.heads.ClipNormalizer`): the loader skips its last float pass and hands over a quarter
+of the bytes (worker to main process, host to GPU).
 
 Segments (``start_sec``/``end_sec`` set, EK-100): the start is drawn inside the segment, and frame
 positions are clamped to the segment (its last frame repeats) in both modes; whole videos loop-pad.
@@ -200,13 +203,13 @@ def collate_clips(batch: list):
     return default_collate(batch)
 
 
-def _new_batch(shape: tuple[int, ...]) -> torch.Tensor:
-    """An uninitialised float32 tensor; in a DataLoader worker in shared memory (as ``default_collate`` does, so
-    that sending the batch to the main process copies nothing)."""
+def _new_batch(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An uninitialised tensor; in a DataLoader worker in shared memory (as ``default_collate`` does, so that
+    sending the batch to the main process copies nothing)."""
     if torch.utils.data.get_worker_info() is None:
-        return torch.empty(shape, dtype=torch.float32)
-    storage = torch.empty(0)._typed_storage()._new_shared(math.prod(shape))
-    return torch.empty(0).new(storage).view(shape)
+        return torch.empty(shape, dtype=dtype)
+    like = torch.empty(0, dtype=dtype)
+    return like.new(like._typed_storage()._new_shared(math.prod(shape))).view(shape)
 
 
 class ClipDataset(Dataset):
@@ -228,6 +231,7 @@ class ClipDataset(Dataset):
         frame_pattern: str | None = None,
         frame_start: int = 1,
         allow_failures: bool = False,
+        normalize: bool = True,
         max_retries: int = 10,
         threads: int = 1,
         reader: VideoReader | None = None,
@@ -247,6 +251,10 @@ class ClipDataset(Dataset):
             frames_fps, frame_pattern, frame_start: frame folders' native fps and file names
                 (see :class:`~severe.data.decode.FrameFolderReader`).
             allow_failures: test mode: return a marker instead of raising on undecodable videos.
+            normalize: train mode with the protocol :class:`TrainTransform`: False gives uint8 clips on the
+                0..255 scale (RGB) with everything but the normalisation done; the model normalises them on its
+                device (:class:`~severe.models.heads.ClipNormalizer` with ``transform.norm``): a quarter of the
+                memory, no float pass in the loader.
             max_retries: train mode: failed draws in a row before giving up.
             threads: decoder threads (1 inside DataLoader workers).
             reader: a decoding backend overriding ``media``'s default.
@@ -275,6 +283,9 @@ class ClipDataset(Dataset):
         )
         self.seed = int(seed)
         self.allow_failures = bool(allow_failures)
+        self.normalize = bool(normalize)
+        if not self.normalize and (mode != "train" or type(self.transform) is not TrainTransform):
+            raise SevereError("unnormalised (uint8) clips need train mode and the protocol TrainTransform")
         self.max_retries = int(max_retries)
         self.reader = reader if reader is not None else make_reader(
             media, threads=threads, frames_fps=frames_fps, frame_pattern=frame_pattern, frame_start=frame_start
@@ -321,7 +332,8 @@ class ClipDataset(Dataset):
                 raise IndexError(f"item {i} outside [0, {len(self)})")
         size = self.transform.size
         if self.mode == "train":
-            clips = _new_batch((len(indices), 3, self.num_frames, size, size))
+            clips = _new_batch((len(indices), 3, self.num_frames, size, size),
+                               torch.float32 if self.normalize else torch.uint8)
             items = [self._train_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
         else:
             clips = _new_batch((len(indices), self.clips_per_video, 3, self.num_frames, size, size))
@@ -371,13 +383,15 @@ class ClipDataset(Dataset):
                                 buffer=lambda shape: scratch("train_frames", shape))
                 if v is not None:
                     self._note_short(v, entry, h)
-                return self.transform.apply(torch.from_numpy(frames).permute(0, 3, 1, 2), p, cropped=True, out=out)
+                return self.transform.apply(torch.from_numpy(frames).permute(0, 3, 1, 2), p, cropped=True, out=out,
+                                            normalize=self.normalize)
             frames = h.read(indices)
             if v is not None:
                 self._note_short(v, entry, h)
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # channels-last view, no copy
-        if out is not None:  # the protocol transform on frames it cannot crop while reading (same draws as __call__)
-            return self.transform.apply(video, self.transform.sample(video.shape[-2], video.shape[-1], g), out=out)
+        if out is not None or not self.normalize:  # the protocol transform on frames it cannot crop while reading
+            p = self.transform.sample(video.shape[-2], video.shape[-1], g)  # (the draws of __call__)
+            return self.transform.apply(video, p, out=out, normalize=self.normalize)
         return self.transform(video, g)
 
     def _train_indices(self, entry: VideoEntry, info: VideoInfo, rng: np.random.Generator) -> list[int]:

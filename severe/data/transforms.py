@@ -548,12 +548,14 @@ class TrainTransform:
         )
 
     def apply(self, video: torch.Tensor, p: ClipParams, cropped: bool = False,
-              out: torch.Tensor | None = None) -> torch.Tensor:
+              out: torch.Tensor | None = None, normalize: bool = True) -> torch.Tensor:
         """Apply fixed parameters to every frame: uint8 ``[T,C,H,W]`` -> float ``[C,T,S,S]``.
 
         ``cropped=True``: ``video`` already is the ``p.crop`` region of the frames (the loader read only
-        that box); the result is the same as for the full frames. ``out``: a contiguous float32 ``[C,T,S,S]``
-        tensor (e.g. a slot of a batch) written and returned instead of a new tensor.
+        that box); the result is the same as for the full frames. ``out``: a contiguous ``[C,T,S,S]`` tensor
+        (e.g. a slot of a batch) written and returned instead of a new tensor. ``normalize=False``: uint8
+        ``[C,T,S,S]`` RGB on the 0..255 scale (everything but the normalisation; ``self.norm`` is then applied
+        where the clip is used, e.g. on the GPU by :class:`~severe.models.heads.ClipNormalizer`).
         """
         c = p.crop
         if cropped:
@@ -566,18 +568,20 @@ class TrainTransform:
                 interpolation=InterpolationMode.BILINEAR, antialias=True,
             )
         t, _, h, w = x.shape
-        if out is not None and (tuple(out.shape) != (3, t, h, w) or out.dtype != torch.float32
-                                or not out.is_contiguous()):
-            raise ValueError(f"out must be a contiguous float32 {(3, t, h, w)} tensor, got {out.dtype} "
+        dtype = torch.float32 if normalize else torch.uint8
+        if out is not None and (tuple(out.shape) != (3, t, h, w) or out.dtype != dtype or not out.is_contiguous()):
+            raise ValueError(f"out must be a contiguous {dtype} {(3, t, h, w)} tensor, got {out.dtype} "
                              f"{tuple(out.shape)}")
         if x.numel() == 0:
-            return self.norm.apply(x) if out is None else out
+            if out is not None:
+                return out
+            return self.norm.apply(x) if normalize else x.permute(1, 0, 2, 3).contiguous()
         rgb = x.permute(0, 2, 3, 1)  # the resize keeps channels-last input channels-last: a view
         if rgb.is_contiguous() and rgb.untyped_storage().data_ptr() == video.untyped_storage().data_ptr():
             rgb = rgb.clone()  # no resampling happened (the crop has the output size): never write into the input
         rgb = (rgb if rgb.is_contiguous() else rgb.contiguous()).numpy().reshape(t * h, w, 3)
         if out is None:
-            out = torch.empty((3, t, h, w), dtype=torch.float32)
+            out = torch.empty((3, t, h, w), dtype=dtype)
         planes = out.numpy().reshape(3, t * h, w)
         for a in range(0, t, _CHUNK_FRAMES):  # a few frames at a time: the float temporaries stay in cache
             b = min(t, a + _CHUNK_FRAMES)
@@ -586,7 +590,11 @@ class TrainTransform:
                 cv2.flip(part, 1, dst=part)  # every frame of the part at once (stacked vertically), in place
             if p.jitter_order:
                 jitter_hwc_(part, b - a, p.jitter_order, p.brightness, p.contrast, p.saturation, p.hue)
-            self.norm.apply_hwc(part, b - a, out=planes[:, a * h:b * h])
+            if normalize:
+                self.norm.apply_hwc(part, b - a, out=planes[:, a * h:b * h])
+            else:  # de-interleave only: one plane per channel
+                for k, plane in enumerate(cv2.split(part)):
+                    np.copyto(planes[k, a * h:b * h], plane)
         return out
 
     def __call__(self, video: torch.Tensor, generator: torch.Generator | int | None = None) -> torch.Tensor:

@@ -61,7 +61,8 @@ def _call(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
 
 
 def _backbone_features(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    return model.backbone(clips)
+    prepare = getattr(model, "prepare", None)  # VideoClassifier: uint8 clips are normalised on the device
+    return model.backbone(prepare(clips) if prepare is not None else clips)
 
 
 def _run(

@@ -3,7 +3,7 @@
 from severe.models.backbones import VideoBackbone
 from severe.models import vit as _vit  # noqa: F401  (registers the ViT backbones after the CNNs)
 from severe.models.contract import check_backbone_contract
-from severe.models.heads import AuxiliaryHead, VideoClassifier, linear_head
+from severe.models.heads import AuxiliaryHead, ClipNormalizer, VideoClassifier, linear_head
 from severe.models.registry import (
     ARCHITECTURES,
     BACKBONES,
@@ -22,6 +22,7 @@ __all__ = [
     "BackboneSpec",
     "VideoBackbone",
     "VideoClassifier",
+    "ClipNormalizer",
     "backbone_key_shapes",
     "build_backbone",
     "check_backbone_contract",

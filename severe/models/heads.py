@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -21,17 +23,58 @@ def linear_head(in_dim: int, num_classes: int, init: str = "default", dropout: f
     return nn.Sequential(nn.Dropout(dropout), fc) if dropout > 0 else fc
 
 
+class ClipNormalizer(nn.Module):
+    """The input normalisation on the model's device: uint8 clips ``[B, 3, T, H, W]`` (0..255, RGB, from a loader
+    that leaves it out) -> float32 ``(x / 255 - mean) / std``, then the backbone's channel order; float clips
+    (already normalised by the loader) pass unchanged.
+
+    ``mean``/``std`` in RGB order on the [0, 1] scale (None: only /255), as the loader's
+    ``Normalization``; the values equal the loader's float path up to float rounding (``x * (1 / (255 std)) -
+    mean / std``). The constants are non-persistent buffers: they follow ``.to(device)`` and stay out of the
+    state dict, so checkpoints are unchanged.
+    """
+
+    def __init__(self, mean: Sequence[float] | None, std: Sequence[float] | None, channel_order: str = "RGB") -> None:
+        super().__init__()
+        if (mean is None) != (std is None) or channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"need both mean and std or neither, and RGB or BGR; got {mean}, {std}, {channel_order!r}")
+        scale = [1.0 / 255.0] * 3 if std is None else [1.0 / (255.0 * float(s)) for s in std]
+        shift = [0.0] * 3 if mean is None else [float(m) / float(s) for m, s in zip(mean, std)]
+        self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.tensor(shift).view(1, 3, 1, 1, 1), persistent=False)
+        self.bgr = channel_order == "BGR"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.uint8:
+            return x
+        if x.ndim != 5 or x.shape[1] != 3:
+            raise ValueError(f"expected uint8 clips [B, 3, T, H, W], got {tuple(x.shape)}")
+        y = x.to(torch.float32).mul_(self.scale).sub_(self.shift)
+        return y.flip(1) if self.bgr else y
+
+
 class VideoClassifier(nn.Module):
     """Backbone -> pooled ``backbone.feature_dim`` feature -> head. ``backbone`` and ``head`` are the two
-    parts a linear probe freezes and trains respectively."""
+    parts a linear probe freezes and trains respectively. With a ``normalizer`` (:class:`ClipNormalizer`) the
+    model also takes uint8 clips straight from the loader and normalises them on its device."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module, normalizer: ClipNormalizer | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.normalizer = normalizer
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's input: uint8 clips normalised by the ``normalizer``, float clips as they are."""
+        if x.dtype == torch.uint8:
+            if self.normalizer is None:
+                raise ValueError("uint8 clips need the model's ClipNormalizer (VideoClassifier(..., normalizer=...)); "
+                                 "or let the loader normalise")
+            return self.normalizer(x)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.head(self.backbone(self.prepare(x)))
 
 
 class AuxiliaryHead(nn.Module):

@@ -93,7 +93,8 @@ def _with_located_media(dataset_id: str, data_root: Path, entry: VideoEntry) -> 
 def clip_dataset(dataset_id: str, data_root: Path, entries: list[VideoEntry], *, mode: str, num_frames: int,
                  fps: float, clips: int, crop: int, test_resize: int, norm: Normalization, seed: int,
                  allow_failures: bool = False, crop_scale: tuple[float, float] = (0.08, 1.0),
-                 color_jitter: bool = True, short_side: tuple[int, int] | None = None) -> ClipDataset:
+                 color_jitter: bool = True, short_side: tuple[int, int] | None = None,
+                 normalize: bool = True) -> ClipDataset:
     spec = get_dataset(dataset_id)
     jitter = (0.4, 0.4, 0.4, 0.2) if color_jitter else None
     if mode == "train":
@@ -102,7 +103,8 @@ def clip_dataset(dataset_id: str, data_root: Path, entries: list[VideoEntry], *,
         transform = TestTransform(resize=test_resize, crop=crop, norm=norm)
     return ClipDataset(entries, dataset_dir(data_root, dataset_id), media=spec.media, mode=mode,
                        num_frames=num_frames, fps=fps, clips_per_video=clips, transform=transform, seed=seed,
-                       frames_fps=spec.frames_fps, frame_pattern=spec.frame_pattern, allow_failures=allow_failures)
+                       frames_fps=spec.frames_fps, frame_pattern=spec.frame_pattern, allow_failures=allow_failures,
+                       normalize=normalize)
 
 
 class ArrowOfTime(Dataset):

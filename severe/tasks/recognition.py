@@ -29,7 +29,7 @@ from severe.engine.precise_bn import PreciseBN
 from severe.engine.trainer import StepOutput, Trainer, TrainStep, classification_step
 from severe.errors import SevereError
 from severe.metrics.recognition import knn_votes, video_accuracy
-from severe.models import AuxiliaryHead, VideoClassifier, linear_head
+from severe.models import AuxiliaryHead, ClipNormalizer, VideoClassifier, linear_head
 from severe.recognition.config import init_overrides, recognition_defaults, validate
 from severe.recognition.data import (ArrowOfTime, SplitData, carve_validation, clip_dataset, collect_failures,
                                      drop_short_videos, prepare_split)
@@ -147,15 +147,17 @@ def objective(cfg: CfgNode):
 
 
 def build_model(arch: str, weights, num_classes: int, head_init: str, dropout: float,
-                noun_classes: int = 0, drop_path: float = 0.0) -> VideoClassifier:
+                noun_classes: int = 0, drop_path: float = 0.0, norm: Normalization | None = None) -> VideoClassifier:
     """Backbone (lifecycle.make_backbone) + the objective's head: one linear classifier, or with
-    ``noun_classes`` the verb + noun :class:`AuxiliaryHead`; ``drop_path`` > 0 sets the backbone's stochastic depth."""
+    ``noun_classes`` the verb + noun :class:`AuxiliaryHead`; ``drop_path`` > 0 sets the backbone's stochastic depth;
+    ``norm``: the input normalisation the model applies to uint8 clips (:class:`ClipNormalizer`)."""
     backbone = lifecycle.make_backbone(arch, weights)
     if drop_path:
         set_drop_path(backbone, drop_path)
     head = _objective(noun_classes).head(backbone.feature_dim, num_classes, init=head_init, dropout=dropout,
                                          nouns=noun_classes)
-    return VideoClassifier(backbone, head)
+    normalizer = None if norm is None else ClipNormalizer(norm.mean, norm.std, norm.channel_order)
+    return VideoClassifier(backbone, head, normalizer)
 
 
 # ------------------------------------------------------------------------------------------- task
@@ -246,7 +248,9 @@ class RecognitionTask(Task):
                             fps=cfg.DATA.FPS, clips=cfg.DATA.TRAIN_CLIPS_PER_VIDEO, crop=cfg.DATA.CROP,
                             test_resize=cfg.DATA.TEST_RESIZE, norm=norm, seed=cfg.SEED,
                             crop_scale=tuple(cfg.DATA.TRAIN_CROP_SCALE), color_jitter=cfg.DATA.COLOR_JITTER,
-                            short_side=tuple(cfg.DATA.TRAIN_SHORT_SIDE) or None)
+                            short_side=tuple(cfg.DATA.TRAIN_SHORT_SIDE) or None,
+                            # uint8 clips, normalised by the model on its device, unless the step mixes clips
+                            normalize=soft_targets_on(cfg))
 
     def test_dataset(self, cfg: CfgNode, data_root: Path, entries, norm: Normalization):
         if cfg.DATA.TEST_CROPS > 1:
@@ -270,7 +274,7 @@ class RecognitionTask(Task):
     # ------------------------------------------------------------------ model
     def build_model(self, cfg: CfgNode, meta: dict, weights) -> VideoClassifier:
         return build_model(meta["arch"], weights, self.num_outputs(cfg), cfg.MODEL.HEAD_INIT, cfg.MODEL.DROPOUT,
-                           cfg.MODEL.NOUN_HEAD, drop_path=cfg.MODEL.DROP_PATH)
+                           cfg.MODEL.NOUN_HEAD, drop_path=cfg.MODEL.DROP_PATH, norm=input_normalization(cfg, meta))
 
     @staticmethod
     def optimizer_spec(cfg: CfgNode, model) -> OptimizerSpec:

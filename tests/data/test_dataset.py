@@ -423,3 +423,39 @@ def test_normalization_writes_into_out():
         assert torch.equal(slots[0], norm.apply(video)) and slots[1].isnan().all()
     with pytest.raises(ValueError, match="out must be"):
         Normalization().apply(video, out=torch.empty(3, 4, 6, 4))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_uint8_training_clips_normalised_by_the_model_equal_the_float_clips(media, workers):
+    """normalize=False: the same clips as uint8 [C, T, S, S] (items and preassembled batches, with and without
+    workers); the model's ClipNormalizer turns them into the loader's float clips up to float rounding, for
+    ImageNet RGB, BGR and TCLR's /255-only conventions."""
+    from severe.data.dataset import ClipBatch, collate_clips
+    from severe.data.transforms import Normalization, TrainTransform
+    from severe.models import ClipNormalizer
+
+    entries = [entry(f"tex{k}.avi", k) for k in range(3)]
+    for norm in (Normalization(), Normalization(channel_order="BGR"), Normalization(None, None)):
+        kw = dict(media="video", mode="train", num_frames=8, clips_per_video=2, seed=3,
+                  transform=TrainTransform(size=24, norm=norm))
+        floats, ints = ClipDataset(entries, media, **kw), ClipDataset(entries, media, normalize=False, **kw)
+        normalizer = ClipNormalizer(norm.mean, norm.std, norm.channel_order)
+        for i in (0, 3, 5):
+            clip, label, v = ints[i]
+            assert clip.dtype == torch.uint8 and clip.shape == (3, 8, 24, 24) and (label, v) == floats[i][1:]
+            assert torch.allclose(normalizer(clip[None])[0], floats[i][0], rtol=0, atol=1e-6)
+        batch = ints.__getitems__([4, 1])
+        assert isinstance(batch, ClipBatch) and batch.stacked[0].dtype == torch.uint8
+        assert torch.equal(batch.stacked[0], torch.stack([ints[4][0], ints[1][0]]))
+    loader = DataLoader(ints, batch_size=3, num_workers=workers, collate_fn=collate_clips)
+    for k, (clips, labels, videos) in enumerate(loader):
+        assert clips.dtype == torch.uint8
+        assert torch.equal(clips, torch.stack([ints[j][0] for j in range(3 * k, min(3 * k + 3, len(ints)))]))
+
+
+def test_uint8_clips_need_train_mode_and_the_protocol_transform(media):
+    with pytest.raises(SevereError, match="train mode and the protocol TrainTransform"):
+        ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="test", num_frames=4, normalize=False)
+    with pytest.raises(SevereError, match="train mode and the protocol TrainTransform"):
+        ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="train", num_frames=4, transform=identity,
+                    normalize=False)

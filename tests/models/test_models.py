@@ -257,6 +257,38 @@ def test_classifier_and_heads():
         linear_head(512, 7, init="xavier")
 
 
+def test_classifier_normalises_uint8_clips_on_its_device():
+    """uint8 clips: (x / 255 - mean) / std per channel (hand-computed), BGR swapped after; float clips unchanged;
+    the constants stay out of the state dict; no normalizer -> a clear error."""
+    from severe.models import ClipNormalizer
+
+    x = torch.randint(0, 256, (2, 3, 2, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = (0.5, 0.25, 0.125), (0.5, 0.25, 0.2)
+    want = torch.stack([(x[:, c].double() / 255 - mean[c]) / std[c] for c in range(3)], 1)
+    rgb = ClipNormalizer(mean, std)
+    assert torch.allclose(rgb(x).double(), want, rtol=0, atol=1e-6) and rgb(x).dtype == torch.float32
+    assert torch.allclose(ClipNormalizer(mean, std, "BGR")(x).double(), want.flip(1), rtol=0, atol=1e-6)
+    assert torch.allclose(ClipNormalizer(None, None)(x).double(), x.double() / 255, rtol=0, atol=1e-7)
+    f = torch.randn(2, 3, 2, 4, 4)
+    assert rgb(f) is f
+    with pytest.raises(ValueError, match="uint8 clips"):
+        rgb(torch.zeros(2, 1, 2, 4, 4, dtype=torch.uint8))
+
+    torch.manual_seed(0)
+    plain = VideoClassifier(build_backbone("r2plus1d_18"), linear_head(512, 3)).eval()
+    model = VideoClassifier(plain.backbone, plain.head, rgb).eval()
+    assert model.state_dict().keys() == plain.state_dict().keys()
+    clips = torch.randint(0, 256, (2, 3, 4, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(model(clips), plain(want_of(clips, mean, std)), rtol=0, atol=1e-4)
+        with pytest.raises(ValueError, match="ClipNormalizer"):
+            plain(clips)
+
+
+def want_of(clips: torch.Tensor, mean, std) -> torch.Tensor:
+    return torch.stack([(clips[:, c].float() / 255 - mean[c]) / std[c] for c in range(3)], 1)
+
+
 # ------------------------------------------------------------------------------------------- task models
 
 @pytest.mark.parametrize("arch", ARCHS)
