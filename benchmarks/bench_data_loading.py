@@ -15,7 +15,7 @@ content) and JPEG frame folders of some of them (q95) to a temporary folder, the
   original       the original approach (benchmarks/original_pipeline.py: PyAV to PIL images from the
                  window start, PIL crop/flip/jitter per frame, to_tensor, normalise);
   dense test     the test protocol (10 clips of 32 frames per video from one decode, resize 128, centre
-                 crop 112, normalise; written straight into the batch, as the evaluation loader);
+                 crop 112; uint8 batches written straight into the batch, as the evaluation loader);
                  counted in clips;
   frame folders  the training pipeline reading JPEG frame folders (the AVA / Charades media).
 
@@ -201,7 +201,7 @@ def single_core_rates(paths: list[Path], folder: Path, frame_dirs: list[str], ar
                        normalize=False)
     ours_float = ClipDataset(entries, folder, media="video", mode="train", num_frames=32, fps=16.0, seed=args.seed)
     dense = ClipDataset(entries, folder, media="video", mode="test", num_frames=32, fps=16.0,
-                        clips_per_video=10, seed=args.seed)
+                        clips_per_video=10, seed=args.seed, normalize=False)
     frames = ClipDataset([VideoEntry(d, k % 5, d) for k, d in enumerate(frame_dirs)], folder, media="frames",
                          mode="train", num_frames=32, fps=16.0, seed=args.seed, frames_fps=25.0,
                          frame_pattern=FRAME_PATTERN, normalize=False)

@@ -37,7 +37,7 @@ Batches without a collate copy: a DataLoader fetches a batch of items through
 ``[B, C, T, S, S]`` tensor (test mode: ``[B, K, C, T, S, S]``; in shared memory inside a worker) and returns a
 :class:`ClipBatch`. Give the loader ``collate_fn=collate_clips`` (the training and evaluation loaders do) to
 take that batch as is; the default collate still works (it stacks the slots: same values, one copy more).
-With ``normalize=False`` (train mode) the clips stay uint8 and the model normalises them on its device
+With ``normalize=False`` the clips stay uint8 and the model normalises them on its device
 (:class:`~severe.models.heads.ClipNormalizer`): the loader skips its last float pass and hands over a quarter
 of the bytes (worker to main process, host to GPU).
 
@@ -251,10 +251,11 @@ class ClipDataset(Dataset):
             frames_fps, frame_pattern, frame_start: frame folders' native fps and file names
                 (see :class:`~severe.data.decode.FrameFolderReader`).
             allow_failures: test mode: return a marker instead of raising on undecodable videos.
-            normalize: train mode with the protocol :class:`TrainTransform`: False gives uint8 clips on the
-                0..255 scale (RGB) with everything but the normalisation done; the model normalises them on its
-                device (:class:`~severe.models.heads.ClipNormalizer` with ``transform.norm``): a quarter of the
-                memory, no float pass in the loader.
+            normalize: with the protocol transform of the mode (:class:`TrainTransform`,
+                :class:`TestTransform`), False gives uint8 clips on the 0..255 scale (RGB) with everything but
+                the normalisation done; the model normalises them on its device
+                (:class:`~severe.models.heads.ClipNormalizer` with ``transform.norm``): a quarter of the memory,
+                no float pass in the loader.
             max_retries: train mode: failed draws in a row before giving up.
             threads: decoder threads (1 inside DataLoader workers).
             reader: a decoding backend overriding ``media``'s default.
@@ -284,8 +285,9 @@ class ClipDataset(Dataset):
         self.seed = int(seed)
         self.allow_failures = bool(allow_failures)
         self.normalize = bool(normalize)
-        if not self.normalize and (mode != "train" or type(self.transform) is not TrainTransform):
-            raise SevereError("unnormalised (uint8) clips need train mode and the protocol TrainTransform")
+        if not self.normalize and type(self.transform) is not (TrainTransform if mode == "train" else TestTransform):
+            raise SevereError("unnormalised (uint8) clips need the protocol transform of the mode (TrainTransform, "
+                              "TestTransform)")
         self.max_retries = int(max_retries)
         self.reader = reader if reader is not None else make_reader(
             media, threads=threads, frames_fps=frames_fps, frame_pattern=frame_pattern, frame_start=frame_start
@@ -336,7 +338,8 @@ class ClipDataset(Dataset):
                                torch.float32 if self.normalize else torch.uint8)
             items = [self._train_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
         else:
-            clips = _new_batch((len(indices), self.clips_per_video, 3, self.num_frames, size, size))
+            clips = _new_batch((len(indices), self.clips_per_video, 3, self.num_frames, size, size),
+                               torch.float32 if self.normalize else torch.uint8)
             items = [self._test_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
         labels = torch.tensor([item[1] for item in items])
         videos = torch.tensor([item[2] for item in items])
@@ -435,7 +438,8 @@ class ClipDataset(Dataset):
             if out is not None:
                 return out.zero_(), FAILED_LABEL, i
             size = int(getattr(self.transform, "size", 112))
-            return torch.zeros(self.clips_per_video, 3, self.num_frames, size, size), FAILED_LABEL, i
+            return torch.zeros(self.clips_per_video, 3, self.num_frames, size, size,
+                               dtype=torch.float32 if self.normalize else torch.uint8), FAILED_LABEL, i
         return clips, entry.label, i
 
     def _test_plan(self, entry: VideoEntry, info: VideoInfo) -> list[list[int]]:
@@ -472,7 +476,10 @@ class ClipDataset(Dataset):
         clips = []
         for k, clip in enumerate(plan):
             frames = torch.stack([got[j] if j in got else got[_at_or_below(have, j)] for j in clip])
-            clips.append(finish(frames) if out is None else finish(frames, out=out[k]))
+            if out is None and self.normalize:
+                clips.append(finish(frames))  # any transform
+            else:  # the protocol TestTransform
+                clips.append(finish(frames, out=None if out is None else out[k], normalize=self.normalize))
         return torch.stack(clips) if out is None else out
 
 

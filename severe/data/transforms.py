@@ -127,7 +127,7 @@ class Normalization:
                                 or not out.is_contiguous()):
             raise ValueError(f"out must be a contiguous float32 {(c, t, h, w)} tensor, got {out.dtype} "
                              f"{tuple(out.shape)}")
-        x = self.apply_planar_(_planar_float(video, out))
+        x = self.apply_planar_(_planar(video, out, torch.float32))
         if out is not None and x.data_ptr() != out.data_ptr():  # the BGR swap made a new tensor
             out.copy_(x)
             return out
@@ -168,14 +168,14 @@ class Normalization:
         return x
 
 
-def _planar_float(video: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``[T, C, H, W]`` (any memory layout, uint8 or float) -> float32 ``[C, T, H, W]`` (one copy), a new
+def _planar(video: torch.Tensor, out: torch.Tensor | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[T, C, H, W]`` (any memory layout, uint8 or float) -> ``dtype`` ``[C, T, H, W]`` (one copy), a new
     tensor or ``out`` (contiguous, that shape)."""
     t, c, h, w = video.shape
     if out is None:
-        out = torch.empty((c, t, h, w), dtype=torch.float32)
+        out = torch.empty((c, t, h, w), dtype=dtype)
     if c == 3 and video.dtype == torch.uint8 and t * h * w > 0 and video.is_contiguous(memory_format=torch.channels_last):
-        # channels-last uint8 (the resize's output): OpenCV's SIMD de-interleave, then widen per plane
+        # channels-last uint8 (the resize's output): OpenCV's SIMD de-interleave, then copy (widen) per plane
         planes = cv2.split(video.permute(0, 2, 3, 1).numpy().reshape(t * h, w, 3))
         dst = out.numpy().reshape(3, t * h, w)
         for k in range(3):
@@ -620,10 +620,18 @@ class TestTransform:
         x = F.resize(frames, [self.resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
         return F.center_crop(x, [self.crop, self.crop])
 
-    def finish(self, clip: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def finish(self, clip: torch.Tensor, out: torch.Tensor | None = None, normalize: bool = True) -> torch.Tensor:
         """uint8 ``[T, C, crop, crop]`` -> normalised float ``[C, T, crop, crop]`` (written into ``out`` if given,
-        see :meth:`Normalization.apply`)."""
-        return self.norm.apply(clip, out=out)
+        see :meth:`Normalization.apply`); ``normalize=False``: uint8 ``[C, T, crop, crop]`` on the 0..255 scale,
+        for the model to normalise (:class:`~severe.models.heads.ClipNormalizer`)."""
+        if normalize:
+            return self.norm.apply(clip, out=out)
+        t, c, h, w = clip.shape
+        if clip.dtype != torch.uint8 or (out is not None and (tuple(out.shape) != (c, t, h, w)
+                                                               or out.dtype != torch.uint8 or not out.is_contiguous())):
+            raise ValueError(f"expected a uint8 clip and out a contiguous uint8 {(c, t, h, w)} tensor, got "
+                             f"{clip.dtype} and {None if out is None else (out.dtype, tuple(out.shape))}")
+        return _planar(clip, out, torch.uint8)
 
     def __call__(self, video: torch.Tensor, generator: torch.Generator | int | None = None) -> torch.Tensor:
         return self.finish(self.spatial(video))

@@ -259,7 +259,8 @@ class RecognitionTask(Task):
         return clip_dataset(cfg.DATA.DATASET, data_root, entries, mode="test", num_frames=cfg.DATA.NUM_FRAMES,
                             fps=cfg.DATA.FPS, clips=cfg.DATA.TEST_CLIPS, crop=cfg.DATA.CROP,
                             test_resize=cfg.DATA.TEST_RESIZE, norm=norm, seed=cfg.SEED,
-                            allow_failures=cfg.DATA.ALLOW_TEST_FAILURES)
+                            allow_failures=cfg.DATA.ALLOW_TEST_FAILURES,
+                            normalize=False)  # uint8 clips, normalised by the model on its device
 
     @staticmethod
     def _recipe_dataset(cfg: CfgNode, data_root: Path, entries, mode: str, transform, dataset_cls=ClipDataset):

@@ -453,9 +453,39 @@ def test_uint8_training_clips_normalised_by_the_model_equal_the_float_clips(medi
         assert torch.equal(clips, torch.stack([ints[j][0] for j in range(3 * k, min(3 * k + 3, len(ints)))]))
 
 
-def test_uint8_clips_need_train_mode_and_the_protocol_transform(media):
-    with pytest.raises(SevereError, match="train mode and the protocol TrainTransform"):
-        ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="test", num_frames=4, normalize=False)
-    with pytest.raises(SevereError, match="train mode and the protocol TrainTransform"):
-        ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="train", num_frames=4, transform=identity,
+def test_uint8_clips_need_the_protocol_transform(media):
+    for mode in ("train", "test"):
+        with pytest.raises(SevereError, match="protocol transform of the mode"):
+            ClipDataset([entry("tex0.avi", 0)], media, media="video", mode=mode, num_frames=4, transform=identity,
+                        normalize=False)
+    from severe.data.transforms import TestTransform, TrainTransform
+    with pytest.raises(SevereError, match="protocol transform of the mode"):
+        ClipDataset([entry("tex0.avi", 0)], media, media="video", mode="test", num_frames=4, transform=TrainTransform(),
                     normalize=False)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_uint8_test_clips_normalised_by_the_model_equal_the_float_clips(media, workers):
+    """Test mode, normalize=False: the K clips of every video as uint8 [K, C, T, S, S] (items and preassembled
+    batches); the model's ClipNormalizer gives the loader's float clips up to float rounding; an allowed failure
+    is uint8 zeros with FAILED_LABEL."""
+    from severe.data.dataset import collate_clips
+    from severe.data.transforms import Normalization, TestTransform
+    from severe.models import ClipNormalizer
+
+    entries = [entry("tex0.avi", 0), entry("broken.avi", 9), entry("tex1.avi", 1)]
+    for norm in (Normalization(), Normalization(channel_order="BGR")):
+        kw = dict(media="video", mode="test", num_frames=8, clips_per_video=3, allow_failures=True,
+                  transform=TestTransform(resize=40, crop=32, norm=norm))
+        floats, ints = ClipDataset(entries, media, **kw), ClipDataset(entries, media, normalize=False, **kw)
+        normalizer = ClipNormalizer(norm.mean, norm.std, norm.channel_order)
+        for i in (0, 2):
+            clips, label, v = ints[i]
+            assert clips.dtype == torch.uint8 and clips.shape == (3, 3, 8, 32, 32) and (label, v) == floats[i][1:]
+            assert torch.allclose(normalizer(clips), floats[i][0], rtol=0, atol=1e-6)
+        failed = ints[1]
+        assert failed[1] == FAILED_LABEL and failed[0].dtype == torch.uint8 and failed[0].eq(0).all()
+    batches = list(DataLoader(ints, batch_size=2, num_workers=workers, collate_fn=collate_clips))
+    assert [b[0].dtype for b in batches] == [torch.uint8] * 2
+    assert torch.equal(torch.cat([b[0] for b in batches]), torch.stack([ints[i][0] for i in range(3)]))
+    assert torch.cat([b[1] for b in batches]).tolist() == [0, FAILED_LABEL, 1]
