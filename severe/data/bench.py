@@ -2,8 +2,8 @@
 
 Runs exactly what training runs per item (decode, 32 frames on the 16 fps timeline, RandomResizedCrop /
 flip / colour jitter to uint8 ``C x 32 x 112 x 112`` batches, which the model normalises on its device)
-through a DataLoader with W workers over the train split, and reports clips per second. :func:`run_bench` resolves a dataset of
-the registry; :func:`bench_entries` takes entries directly.
+through a DataLoader with W workers over the train split, and reports clips per second. :func:`run_bench`
+resolves a dataset of the registry; :func:`bench_entries` takes entries directly.
 """
 
 from __future__ import annotations

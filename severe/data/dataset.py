@@ -316,9 +316,17 @@ class ClipDataset(Dataset):
     def path(self, entry: VideoEntry) -> Path:
         return self.dataset_dir / entry.path
 
-    def __getitem__(self, i: int):
+    @property
+    def clip_dtype(self) -> torch.dtype:
+        """The clips' dtype: float32 (normalised in the loader) or uint8 (``normalize=False``)."""
+        return torch.float32 if self.normalize else torch.uint8
+
+    def _check_index(self, i: int) -> None:
         if not 0 <= i < len(self):
             raise IndexError(f"item {i} outside [0, {len(self)})")
+
+    def __getitem__(self, i: int):
+        self._check_index(i)
         return self._train_item(int(i)) if self.mode == "train" else self._test_item(int(i))
 
     def __getitems__(self, indices: Sequence[int]) -> list:
@@ -330,16 +338,13 @@ class ClipDataset(Dataset):
                 or type(self).__getitem__ is not ClipDataset.__getitem__:  # a subclass with its own items
             return [self[i] for i in indices]
         for i in indices:
-            if not 0 <= i < len(self):
-                raise IndexError(f"item {i} outside [0, {len(self)})")
+            self._check_index(i)
         size = self.transform.size
         if self.mode == "train":
-            clips = _new_batch((len(indices), 3, self.num_frames, size, size),
-                               torch.float32 if self.normalize else torch.uint8)
+            clips = _new_batch((len(indices), 3, self.num_frames, size, size), self.clip_dtype)
             items = [self._train_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
         else:
-            clips = _new_batch((len(indices), self.clips_per_video, 3, self.num_frames, size, size),
-                               torch.float32 if self.normalize else torch.uint8)
+            clips = _new_batch((len(indices), self.clips_per_video, 3, self.num_frames, size, size), self.clip_dtype)
             items = [self._test_item(int(i), out=clips[k]) for k, i in enumerate(indices)]
         labels = torch.tensor([item[1] for item in items])
         videos = torch.tensor([item[2] for item in items])
@@ -438,8 +443,8 @@ class ClipDataset(Dataset):
             if out is not None:
                 return out.zero_(), FAILED_LABEL, i
             size = int(getattr(self.transform, "size", 112))
-            return torch.zeros(self.clips_per_video, 3, self.num_frames, size, size,
-                               dtype=torch.float32 if self.normalize else torch.uint8), FAILED_LABEL, i
+            return torch.zeros(self.clips_per_video, 3, self.num_frames, size, size, dtype=self.clip_dtype), \
+                FAILED_LABEL, i
         return clips, entry.label, i
 
     def _test_plan(self, entry: VideoEntry, info: VideoInfo) -> list[list[int]]:

@@ -116,6 +116,14 @@ class Normalization:
             raise SevereError(f"checkpoint meta 'normalize' must be null or {{mean, std}}, got {norm!r}")
         return cls(_triple(norm["mean"], "meta normalize.mean"), _triple(norm["std"], "meta normalize.std"), order)
 
+    def affine(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """Per RGB channel ``(scale, shift)`` with normalised = ``x * scale - shift`` for ``x`` on the 0..255
+        scale: ``1 / (255 std)`` and ``mean / std`` (no normalisation: ``1 / 255`` and 0)."""
+        if self.mean is None:
+            return (1.0 / 255.0,) * 3, (0.0,) * 3
+        return (tuple(1.0 / (255.0 * s) for s in self.std),  # type: ignore[return-value]
+                tuple(m / s for m, s in zip(self.mean, self.std)))
+
     def apply(self, video: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``[T, C, H, W]`` on the 0..255 scale (uint8, or float holding uint8 values) -> float32
         ``[C, T, H, W]``: /255, (x - mean)/std, channel order. ``out``: a contiguous float32 ``[C, T, H, W]``
@@ -123,10 +131,7 @@ class Normalization:
         if video.ndim != 4 or video.shape[1] != 3 or not (video.dtype == torch.uint8 or video.is_floating_point()):
             raise ValueError(f"expected uint8 or float [T, 3, H, W], got {video.dtype} {tuple(video.shape)}")
         t, c, h, w = video.shape
-        if out is not None and (tuple(out.shape) != (c, t, h, w) or out.dtype != torch.float32
-                                or not out.is_contiguous()):
-            raise ValueError(f"out must be a contiguous float32 {(c, t, h, w)} tensor, got {out.dtype} "
-                             f"{tuple(out.shape)}")
+        _check_out(out, (c, t, h, w), torch.float32)
         x = self.apply_planar_(_planar(video, out, torch.float32))
         if out is not None and x.data_ptr() != out.data_ptr():  # the BGR swap made a new tensor
             out.copy_(x)
@@ -145,13 +150,10 @@ class Normalization:
             out = result.numpy().reshape(3, th, w)
         dst = out
         planes = cv2.split(rgb)
+        scale, shift = self.affine()
         for k, c in enumerate((2, 1, 0) if self.channel_order == "BGR" else (0, 1, 2)):
-            if self.mean is None:
-                scale, shift = 1.0 / 255.0, 0.0
-            else:
-                scale, shift = 1.0 / (255.0 * self.std[c]), self.mean[c] / self.std[c]
             np.copyto(dst[k], planes[c])  # widen, then scale and shift in place (faster than one mixed-depth op)
-            cv2.addWeighted(dst[k], scale, dst[k], 0.0, -shift, dst=dst[k])
+            cv2.addWeighted(dst[k], scale[c], dst[k], 0.0, -shift[c], dst=dst[k])
         return result
 
     def apply_planar_(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,12 +162,18 @@ class Normalization:
         if self.mean is None:
             x.mul_(1.0 / 255.0)
         else:
-            scale = torch.tensor([1.0 / (255.0 * s) for s in self.std]).view(3, 1, 1, 1)
-            shift = torch.tensor([m / s for m, s in zip(self.mean, self.std)]).view(3, 1, 1, 1)
-            x.mul_(scale).sub_(shift)
+            scale, shift = self.affine()
+            x.mul_(torch.tensor(scale).view(3, 1, 1, 1)).sub_(torch.tensor(shift).view(3, 1, 1, 1))
         if self.channel_order == "BGR":
             x = x.flip(0)
         return x
+
+
+def _check_out(out: torch.Tensor | None, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    """ValueError unless ``out`` is None or a contiguous ``dtype`` tensor of ``shape`` (an ``out=`` argument)."""
+    if out is not None and (tuple(out.shape) != shape or out.dtype != dtype or not out.is_contiguous()):
+        raise ValueError(f"out must be a contiguous {dtype} {shape} tensor, got {out.dtype} {tuple(out.shape)}"
+                         f"{'' if out.is_contiguous() else ' (not contiguous)'}")
 
 
 def _planar(video: torch.Tensor, out: torch.Tensor | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -569,9 +577,7 @@ class TrainTransform:
             )
         t, _, h, w = x.shape
         dtype = torch.float32 if normalize else torch.uint8
-        if out is not None and (tuple(out.shape) != (3, t, h, w) or out.dtype != dtype or not out.is_contiguous()):
-            raise ValueError(f"out must be a contiguous {dtype} {(3, t, h, w)} tensor, got {out.dtype} "
-                             f"{tuple(out.shape)}")
+        _check_out(out, (3, t, h, w), dtype)
         if x.numel() == 0:
             if out is not None:
                 return out
@@ -626,11 +632,10 @@ class TestTransform:
         for the model to normalise (:class:`~severe.models.heads.ClipNormalizer`)."""
         if normalize:
             return self.norm.apply(clip, out=out)
+        if clip.dtype != torch.uint8:
+            raise ValueError(f"expected a uint8 clip, got {clip.dtype}")
         t, c, h, w = clip.shape
-        if clip.dtype != torch.uint8 or (out is not None and (tuple(out.shape) != (c, t, h, w)
-                                                               or out.dtype != torch.uint8 or not out.is_contiguous())):
-            raise ValueError(f"expected a uint8 clip and out a contiguous uint8 {(c, t, h, w)} tensor, got "
-                             f"{clip.dtype} and {None if out is None else (out.dtype, tuple(out.shape))}")
+        _check_out(out, (c, t, h, w), torch.uint8)
         return _planar(clip, out, torch.uint8)
 
     def __call__(self, video: torch.Tensor, generator: torch.Generator | int | None = None) -> torch.Tensor:

@@ -28,20 +28,18 @@ class ClipNormalizer(nn.Module):
     that leaves it out) -> float32 ``(x / 255 - mean) / std``, then the backbone's channel order; float clips
     (already normalised by the loader) pass unchanged.
 
-    ``mean``/``std`` in RGB order on the [0, 1] scale (None: only /255), as the loader's
-    ``Normalization``; the values equal the loader's float path up to float rounding (``x * (1 / (255 std)) -
-    mean / std``). The constants are non-persistent buffers: they follow ``.to(device)`` and stay out of the
-    state dict, so checkpoints are unchanged.
+    ``scale``/``shift`` per RGB channel: normalised = ``x * scale - shift`` for ``x`` on the 0..255 scale, the
+    loader's ``Normalization.affine()`` (so the values equal the loader's float path up to float rounding). The
+    constants are non-persistent buffers: they follow ``.to(device)`` and stay out of the state dict, so
+    checkpoints are unchanged.
     """
 
-    def __init__(self, mean: Sequence[float] | None, std: Sequence[float] | None, channel_order: str = "RGB") -> None:
+    def __init__(self, scale: Sequence[float], shift: Sequence[float], channel_order: str = "RGB") -> None:
         super().__init__()
-        if (mean is None) != (std is None) or channel_order not in ("RGB", "BGR"):
-            raise ValueError(f"need both mean and std or neither, and RGB or BGR; got {mean}, {std}, {channel_order!r}")
-        scale = [1.0 / 255.0] * 3 if std is None else [1.0 / (255.0 * float(s)) for s in std]
-        shift = [0.0] * 3 if mean is None else [float(m) / float(s) for m, s in zip(mean, std)]
-        self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1, 1), persistent=False)
-        self.register_buffer("shift", torch.tensor(shift).view(1, 3, 1, 1, 1), persistent=False)
+        if len(scale) != 3 or len(shift) != 3 or channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"need 3 scales, 3 shifts and RGB or BGR; got {scale}, {shift}, {channel_order!r}")
+        self.register_buffer("scale", torch.tensor([float(v) for v in scale]).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.tensor([float(v) for v in shift]).view(1, 3, 1, 1, 1), persistent=False)
         self.bgr = channel_order == "BGR"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

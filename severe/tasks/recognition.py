@@ -156,7 +156,7 @@ def build_model(arch: str, weights, num_classes: int, head_init: str, dropout: f
         set_drop_path(backbone, drop_path)
     head = _objective(noun_classes).head(backbone.feature_dim, num_classes, init=head_init, dropout=dropout,
                                          nouns=noun_classes)
-    normalizer = None if norm is None else ClipNormalizer(norm.mean, norm.std, norm.channel_order)
+    normalizer = None if norm is None else ClipNormalizer(*norm.affine(), norm.channel_order)
     return VideoClassifier(backbone, head, normalizer)
 
 

@@ -439,7 +439,7 @@ def test_uint8_training_clips_normalised_by_the_model_equal_the_float_clips(medi
         kw = dict(media="video", mode="train", num_frames=8, clips_per_video=2, seed=3,
                   transform=TrainTransform(size=24, norm=norm))
         floats, ints = ClipDataset(entries, media, **kw), ClipDataset(entries, media, normalize=False, **kw)
-        normalizer = ClipNormalizer(norm.mean, norm.std, norm.channel_order)
+        normalizer = ClipNormalizer(*norm.affine(), norm.channel_order)
         for i in (0, 3, 5):
             clip, label, v = ints[i]
             assert clip.dtype == torch.uint8 and clip.shape == (3, 8, 24, 24) and (label, v) == floats[i][1:]
@@ -478,7 +478,7 @@ def test_uint8_test_clips_normalised_by_the_model_equal_the_float_clips(media, w
         kw = dict(media="video", mode="test", num_frames=8, clips_per_video=3, allow_failures=True,
                   transform=TestTransform(resize=40, crop=32, norm=norm))
         floats, ints = ClipDataset(entries, media, **kw), ClipDataset(entries, media, normalize=False, **kw)
-        normalizer = ClipNormalizer(norm.mean, norm.std, norm.channel_order)
+        normalizer = ClipNormalizer(*norm.affine(), norm.channel_order)
         for i in (0, 2):
             clips, label, v = ints[i]
             assert clips.dtype == torch.uint8 and clips.shape == (3, 3, 8, 32, 32) and (label, v) == floats[i][1:]

@@ -260,15 +260,16 @@ def test_classifier_and_heads():
 def test_classifier_normalises_uint8_clips_on_its_device():
     """uint8 clips: (x / 255 - mean) / std per channel (hand-computed), BGR swapped after; float clips unchanged;
     the constants stay out of the state dict; no normalizer -> a clear error."""
+    from severe.data.transforms import Normalization
     from severe.models import ClipNormalizer
 
     x = torch.randint(0, 256, (2, 3, 2, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     mean, std = (0.5, 0.25, 0.125), (0.5, 0.25, 0.2)
     want = torch.stack([(x[:, c].double() / 255 - mean[c]) / std[c] for c in range(3)], 1)
-    rgb = ClipNormalizer(mean, std)
+    rgb = ClipNormalizer(*Normalization(mean, std).affine())
     assert torch.allclose(rgb(x).double(), want, rtol=0, atol=1e-6) and rgb(x).dtype == torch.float32
-    assert torch.allclose(ClipNormalizer(mean, std, "BGR")(x).double(), want.flip(1), rtol=0, atol=1e-6)
-    assert torch.allclose(ClipNormalizer(None, None)(x).double(), x.double() / 255, rtol=0, atol=1e-7)
+    assert torch.allclose(ClipNormalizer(*Normalization(mean, std).affine(), "BGR")(x).double(), want.flip(1), rtol=0, atol=1e-6)
+    assert torch.allclose(ClipNormalizer(*Normalization(None, None).affine())(x).double(), x.double() / 255, rtol=0, atol=1e-7)
     f = torch.randn(2, 3, 2, 4, 4)
     assert rgb(f) is f
     with pytest.raises(ValueError, match="uint8 clips"):
